@@ -1,0 +1,1 @@
+"""framewax flows: the vision dataflow, its config, registry and in-process runner."""

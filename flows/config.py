@@ -1,0 +1,230 @@
+"""Configuration: frozen dataclasses loaded from TOML, validated when the flow is built.
+
+``load_config(None)`` gives the built-in default (``flows/configs/default.toml``);
+``load_config("path.toml")`` reads another; ``FRAMEWAX_CONFIG`` names the file
+``python -m bytewax.run flows.vision`` uses. Every table and key is checked:
+an unknown one fails with its name and the keys that are valid there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from operators.errors import ConfigError
+from operators.types import choice
+from operators.vision import ServeOrder
+
+__all__ = [
+    "BatchConfig",
+    "CaptureConfig",
+    "DedupConfig",
+    "EnvConfig",
+    "FlowConfig",
+    "OrderConfig",
+    "RunConfig",
+    "SinkConfig",
+    "VisionConfig",
+    "load_config",
+]
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    source: str = "arena"
+    """Registry name (``arena``, ``replay``) or ``"module:attr"`` of the source."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the source (arena: ``frames``, ``fps``, ``seed``, ``streams``, ``width``...)."""
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    enabled: bool = True
+    """Skip frames that look the same as the last kept frame (``duplicate(of)``)."""
+    detector: str = "thumbnail"
+    """Registry name or ``"module:attr"`` of the change detector."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the detector (thumbnail: ``size``, ``stride``, ``threshold``)."""
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    backend: str = "local"
+    """Registry name or ``"module:attr"`` of the vision backend."""
+    max_in_flight: int = 2
+    """Model calls in flight at once, for the whole step."""
+    max_pending: int = 32
+    """Frames waiting for a slot, per stream; beyond it the oldest are ``dropped(backlog)``."""
+    staleness_ms: float = 2000.0
+    """A frame older than this when it would be sent is ``dropped(stale)`` (0 disables)."""
+    deadline_ms: float = 10000.0
+    """A call running longer than this is ``failed(timeout)``."""
+    order: ServeOrder = ServeOrder.NEWEST
+    """Which waiting frame gets a free slot first: ``newest`` or ``oldest``."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the backend."""
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_size: int = 8
+    """Largest batch the encoder gets."""
+    timeout_ms: float = 30.0
+    """A batch is cut this long after its first frame arrived, full or not."""
+    max_pending_batches: int = 2
+    """Batches' worth of frames that may wait for the encoder before the oldest are dropped."""
+    encoder: str = "torch"
+    """Registry name or ``"module:attr"`` of the encoder."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the encoder (``device``, ``network``, ``weights``, ``seed``...)."""
+
+
+@dataclass(frozen=True)
+class OrderConfig:
+    gap_deadline_ms: float = 15000.0
+    """A seq with no result this long after its stream moved past it is ``failed(timeout)``."""
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    history: int = 256
+    """Observations kept per stream in the memory sink's ordered history."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    max_wait_ms: float = 0.0
+    """``step()`` waits up to this long for an observation captured after its action (0: never waits)."""
+    max_episode_steps: int = 1000
+    """Episodes are truncated after this many steps."""
+    start_timeout_s: float = 60.0
+    """``reset()`` fails if no observation arrives within this long."""
+    reward: str = "default"
+    """Registry name or ``"module:attr"`` of ``reward(prev_obs, obs) -> (reward, terminated)``."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    status_interval_s: float = 1.0
+    """Seconds between live status lines on stderr (0 turns them off)."""
+    summary: bool = True
+    """Print the summary (ledger, throughput, latency, HUD accuracy) when the flow ends."""
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    order: OrderConfig = field(default_factory=OrderConfig)
+    sink: SinkConfig = field(default_factory=SinkConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    path: str = ""
+    """The file this config came from (not a TOML key)."""
+
+
+def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "path"]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{where}.{key}" if where else key
+        if key not in names:
+            msg = f"unknown config key {full!r}; valid keys in [{where or 'top level'}]: {', '.join(names)}"
+            raise ConfigError(msg)
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, Mapping):
+                msg = f"config key {full!r} must be a table"
+                raise ConfigError(msg)
+            kwargs[key] = _section(typ, value, full)
+        elif isinstance(typ, type) and issubclass(typ, ServeOrder):
+            kwargs[key] = choice(typ, value, full)
+        else:
+            kwargs[key] = _check_type(full, typ, value)
+    return cls(**kwargs)
+
+
+def _check_type(key: str, typ: Any, value: Any) -> Any:
+    origin = getattr(typ, "__origin__", typ)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            msg = f"config key {key!r} must be a table; got {value!r}"
+            raise ConfigError(msg)
+        return dict(value)
+    if typ is bool:
+        if not isinstance(value, bool):
+            msg = f"config key {key!r} must be true or false; got {value!r}"
+            raise ConfigError(msg)
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = f"config key {key!r} must be an integer; got {value!r}"
+            raise ConfigError(msg)
+        if value < 0:
+            msg = f"config key {key!r} must be >= 0; got {value!r}"
+            raise ConfigError(msg)
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            msg = f"config key {key!r} must be a number; got {value!r}"
+            raise ConfigError(msg)
+        if value < 0:
+            msg = f"config key {key!r} must be >= 0; got {value!r}"
+            raise ConfigError(msg)
+        return float(value)
+    if typ is str and not isinstance(value, str):
+        msg = f"config key {key!r} must be a string; got {value!r}"
+        raise ConfigError(msg)
+    return value
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(
+    source: str | os.PathLike[str] | FlowConfig | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> FlowConfig:
+    """Load a config: ``None`` (the default), a TOML path, a mapping, or a ``FlowConfig``.
+
+    ``overrides`` is a nested mapping merged over the file's tables, e.g.
+    ``{"capture": {"options": {"frames": 50}}}``.
+    """
+    if isinstance(source, FlowConfig) and not overrides:
+        return source
+    path = ""
+    if isinstance(source, FlowConfig):
+        data = dataclasses.asdict(source)
+        path = data.pop("path")
+    elif isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        file = DEFAULT_CONFIG if source is None else Path(source)
+        if not file.is_file():
+            msg = f"config file {str(file)!r} does not exist (presets are in {CONFIG_DIR})"
+            raise ConfigError(msg)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as ex:
+            msg = f"config file {str(file)!r} is not valid TOML: {ex}"
+            raise ConfigError(msg) from ex
+        path = str(file)
+    if overrides:
+        data = _merge(data, overrides)
+    cfg = _section(FlowConfig, data, "")
+    return dataclasses.replace(cfg, path=path)

@@ -1,0 +1,89 @@
+"""Stage registry: a config names a stage by registry name or ``"module:attr"``.
+
+Resolved like Gymnasium's ``EnvSpec.entry_point``. Options are checked
+against the factory's signature when the flow is built, so a wrong key fails
+then, naming the key and what the stage accepts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from operators.errors import ConfigError
+
+__all__ = ["REGISTRY", "build", "resolve"]
+
+REGISTRY: dict[str, dict[str, str]] = {
+    "capture.source": {
+        "arena": "operators.capture:ArenaSource",
+        "replay": "operators.capture:ReplaySource",
+    },
+    "dedup.detector": {
+        "thumbnail": "operators.dedup:ThumbnailDetector",
+    },
+    "vision.backend": {
+        "local": "operators.local_model:LocalVisionBackend",
+    },
+    "batch.encoder": {
+        "torch": "operators.encoder:Encoder",
+    },
+    "env.reward": {
+        "default": "sinks.env:default_reward",
+    },
+}
+
+
+def resolve(key: str, name: str) -> Callable[..., Any]:
+    """The factory that ``name`` (a registry name under ``key`` or ``"module:attr"``) stands for."""
+    if ":" not in name:
+        choices = REGISTRY.get(key, {})
+        if name not in choices:
+            valid = ", ".join(repr(c) for c in choices)
+            msg = f"{key} = {name!r} is not a known stage; expected one of {valid} or 'module:attr'"
+            raise ConfigError(msg)
+        name = choices[name]
+    mod_name, _, attr = name.partition(":")
+    try:
+        obj = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as ex:
+        msg = f"{key} = {name!r} cannot be imported: {ex}"
+        raise ConfigError(msg) from ex
+    if not callable(obj):
+        msg = f"{key} = {name!r} is not callable"
+        raise ConfigError(msg)
+    return obj  # type: ignore[no-any-return]
+
+
+def build(key: str, name: str, options: Mapping[str, Any], **runtime: Any) -> Any:
+    """Resolve ``name`` and call it with ``runtime`` objects plus the user's ``options``.
+
+    Runtime objects the factory does not accept are left out; an option the
+    factory does not accept is a :class:`ConfigError` naming it.
+    """
+    factory = resolve(key, name)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    accepted = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    kwargs = {k: v for k, v in runtime.items() if takes_any or k in params}
+    for opt in options:
+        if opt in runtime:
+            msg = f"{key}.options.{opt} is set by framewax itself and cannot be configured"
+            raise ConfigError(msg)
+        if not takes_any and opt not in params:
+            valid = ", ".join(a for a in accepted if a not in runtime)
+            msg = f"{key}.options.{opt} is not an option of {name!r}; expected one of: {valid}"
+            raise ConfigError(msg)
+    kwargs.update(options)
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as ex:
+        msg = f"{key} = {name!r} rejected its options {dict(options)!r}: {ex}"
+        raise ConfigError(msg) from ex

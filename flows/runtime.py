@@ -1,0 +1,254 @@
+"""What one run of the flow shares between its steps: ledger, store, pools, metrics, reports.
+
+A :class:`Runtime` is made per run (per process with ``-i/-a``) by
+:func:`flows.vision.build_flow`, or by the in-process :class:`flows.runner.Pipeline`.
+Its :class:`Reporter` prints the live status line and, when the flow ends,
+the summary (ledger, throughput, latency, HUD accuracy), as JSON too where
+``FRAMEWAX_SUMMARY`` names a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from flows.config import FlowConfig
+from operators._pool import BoundedPool
+from operators.batching import BatchMetrics
+from operators.capture import ArenaControl
+from operators.ledger import Ledger
+from operators.order import OrderMetrics
+from operators.types import GroundTruth, Observation, Outcome, Status
+from operators.vision import VisionMetrics
+from sinks.memory import ObservationStore
+
+__all__ = ["Reporter", "Runtime", "percentiles"]
+
+
+def percentiles(values: Sequence[float] | deque[float], qs: Sequence[int] = (50, 99)) -> dict[str, float]:
+    """``{"p50": ..., "p99": ..., "mean": ..., "n": ...}`` (NaN-free: zeros when empty)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    out: dict[str, float] = {f"p{q}": float(np.percentile(arr, q)) if arr.size else 0.0 for q in qs}
+    out["mean"] = float(arr.mean()) if arr.size else 0.0
+    out["n"] = int(arr.size)
+    return out
+
+
+@dataclass
+class Runtime:
+    """Objects shared by one run's steps (all thread-safe or owned by one step)."""
+
+    config: FlowConfig
+    ledger: Ledger = field(default_factory=Ledger)
+    stop: threading.Event = field(default_factory=threading.Event)
+    controls: dict[str, ArenaControl] | None = None
+    vision_metrics: VisionMetrics = field(default_factory=VisionMetrics)
+    batch_metrics: BatchMetrics = field(default_factory=BatchMetrics)
+    order_metrics: OrderMetrics = field(default_factory=OrderMetrics)
+    pools: list[BoundedPool] = field(default_factory=list)
+    source: Any = None
+    backend: Any = None
+    encoder: Any = None
+    report: bool = True
+    store: ObservationStore = field(init=False)
+    reporter: Reporter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = ObservationStore(self.config.sink.history)
+        self.reporter = Reporter(self)
+
+    def warm_up(self) -> None:
+        """Load models now (OCR, torch) so the first frames do not queue behind the loading."""
+        if hasattr(self.backend, "warm_up"):
+            self.backend.warm_up()
+        if hasattr(self.encoder, "warm_up"):
+            self.encoder.warm_up()
+
+    def close(self) -> None:
+        """Stop the pools' threads; the flow must have ended (or be ending)."""
+        for pool in self.pools:
+            pool.close()
+
+
+class Reporter:
+    """Live status line and end-of-run summary of a :class:`Runtime`."""
+
+    def __init__(self, rt: Runtime, stream: TextIO | None = None) -> None:
+        self.rt = rt
+        self.out = stream or sys.stderr
+        self.t0 = time.time()
+        self.t_end: float | None = None
+        self._lock = threading.Lock()
+        self.latency_ms: deque[float] = deque(maxlen=100_000)
+        self.resolved = 0
+        self.hud_total = 0
+        self.hud_exact = 0
+        self.hud_fields: dict[str, int] = dict.fromkeys(GroundTruth.HUD_FIELDS, 0)
+        self.enemy_count_ok = 0
+        self._last_print = time.monotonic()
+        self._last_counts = (0, 0)
+        self.partitions = 0
+        self.closed = 0
+        self.summary_written = False
+
+    def on_item(self, item: Observation | Outcome) -> None:
+        now = time.time()
+        with self._lock:
+            self.resolved += 1
+            if isinstance(item, Observation):
+                self.latency_ms.append((now - item.captured_at) * 1000.0)
+                if item.status is Status.PROCESSED and item.truth is not None:
+                    self._score(item)
+        interval = self.rt.config.run.status_interval_s
+        if self.rt.report and interval > 0 and time.monotonic() - self._last_print >= interval:
+            self._print_status()
+
+    def _score(self, obs: Observation) -> None:
+        truth, hud = obs.truth, obs.vision.hud()
+        assert truth is not None
+        self.hud_total += 1
+        exact = True
+        for f in GroundTruth.HUD_FIELDS:
+            if hud[f] == getattr(truth, f):
+                self.hud_fields[f] += 1
+            else:
+                exact = False
+        self.hud_exact += exact
+        self.enemy_count_ok += len(obs.vision.enemies) == len(truth.enemies)
+
+    def _print_status(self) -> None:
+        now = time.monotonic()
+        c = self.rt.ledger.counts()
+        dt = max(now - self._last_print, 1e-9)
+        fin = (c["captured"] - self._last_counts[0]) / dt
+        fout = (self.resolved - self._last_counts[1]) / dt
+        self._last_print, self._last_counts = now, (c["captured"], self.resolved)
+        done = sum(c[s.value] for s in Status)
+        dup = 100.0 * (c["duplicate"] + c["cached"]) / max(done, 1)
+        lat = percentiles(list(self.latency_ms)[-500:])
+        line = (
+            f"[framewax] in {fin:5.1f}/s  out {fout:5.1f}/s  in flight {c['in_flight']:3d}  "
+            f"dup {dup:4.1f}%  dropped {c['dropped']}  failed {c['failed']}  "
+            f"latency p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms"
+        )
+        print(line, file=self.out, flush=True)
+
+    # -- end of run ----------------------------------------------------------
+    def partition_built(self) -> None:
+        with self._lock:
+            self.partitions += 1
+
+    def partition_closed(self) -> None:
+        with self._lock:
+            self.closed += 1
+            last = self.closed >= self.partitions
+        if last:
+            self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Build the summary; print and write it once (when the run reports)."""
+        if self.t_end is None:
+            self.t_end = time.time()
+        summary = self.summary()
+        if self.rt.report and not self.summary_written:
+            self.summary_written = True
+            if self.rt.config.run.summary:
+                print(format_summary(summary), file=self.out, flush=True)
+            path = os.environ.get("FRAMEWAX_SUMMARY")
+            if path:
+                Path(path).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        rt = self.rt
+        end = self.t_end or time.time()
+        duration = max(end - self.t0, 1e-9)
+        ledger = rt.ledger.summary()
+        vm, bm, om = rt.vision_metrics, rt.batch_metrics, rt.order_metrics
+        with self._lock:
+            hud_n = self.hud_total
+            accuracy = {
+                "frames": hud_n,
+                "exact": self.hud_exact / hud_n if hud_n else None,
+                "fields": {f: (v / hud_n if hud_n else None) for f, v in self.hud_fields.items()},
+                "enemy_count": self.enemy_count_ok / hud_n if hud_n else None,
+            }
+            latency = percentiles(self.latency_ms)
+            resolved = self.resolved
+        source = rt.source
+        return {
+            "config": rt.config.path,
+            "duration_s": duration,
+            "ledger": ledger,
+            "fps": resolved / duration,
+            "captured_fps": ledger["captured"] / duration,
+            "processed_fps": ledger["processed"] / duration,
+            "latency_ms": latency,
+            "hud_accuracy": accuracy,
+            "vision": {
+                "backend": getattr(rt.backend, "name", type(rt.backend).__name__),
+                "submitted": vm.submitted,
+                "completed": vm.completed,
+                "failed": vm.failed,
+                "call_ms": percentiles(vm.latency_ms),
+                "queue_wait_ms": percentiles(vm.queue_wait_ms),
+                "peak_in_flight": max((p.peak for p in rt.pools[:1]), default=0),
+            },
+            "batch": {
+                "batches": bm.batches,
+                "frames": bm.frames,
+                "mean_size": bm.frames / bm.batches if bm.batches else 0.0,
+                "window_wait_ms": percentiles(bm.wait_ms),
+                "compute_ms": percentiles(bm.compute_ms),
+                "device": getattr(rt.encoder, "device_name", ""),
+            },
+            "order": {"late": om.late, "timeouts": om.timeouts, "max_pending": om.max_pending},
+            "capture": {
+                "missed_ticks": dict(getattr(source, "missed", {})),
+                "errors": list(getattr(source, "errors", [])),
+            },
+        }
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    led = s["ledger"]
+    rows = [("captured", led["captured"])]
+    rows += [(k, led[k]) for k in ("processed", "duplicate", "cached", "dropped", "failed", "in_flight")]
+    lines = ["", "framewax run summary" + (f" ({s['config']})" if s["config"] else ""), "-" * 44]
+    lines += [f"  {k:<22}{v:>10}" for k, v in rows]
+    for reason, n in sorted(led["reasons"].items()):
+        lines.append(f"    {reason:<20}{n:>10}")
+    resolved = sum(led[k] for k in ("processed", "duplicate", "cached", "dropped", "failed"))
+    ok = "balanced" if led["balanced"] else "NOT BALANCED"
+    lines.append(f"  ledger: captured {led['captured']} = {resolved} resolved + {led['in_flight']} in flight ({ok})")
+    for v in led["violations"]:
+        lines.append(f"    violation: {v}")
+    lat, acc = s["latency_ms"], s["hud_accuracy"]
+    lines.append(f"  throughput             {s['fps']:8.1f} frames/s  ({s['processed_fps']:.1f} processed/s)")
+    lines.append(f"  latency capture→obs    p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms")
+    vis = s["vision"]
+    lines.append(
+        f"  vision ({vis['backend']})      {vis['completed']} calls, p50 {vis['call_ms']['p50']:.1f} ms, "
+        f"peak {vis['peak_in_flight']} in flight"
+    )
+    b = s["batch"]
+    lines.append(f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}")
+    if acc["frames"]:
+        fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items())
+        lines.append(f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} frames")
+        lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
+    else:
+        lines.append("  HUD accuracy           n/a (no ground truth)")
+    for err in s["capture"]["errors"]:
+        lines.append(f"  capture error: {err}")
+    return "\n".join(lines)

@@ -1,0 +1,384 @@
+"""Capture sources: the arena simulator and recorded-stream replay.
+
+Every source stamps each frame with its ``stream_id``, a gap-free ``seq``
+per stream and the wall-clock capture time, and records the capture in the
+run's :class:`~operators.ledger.Ledger` before the frame enters the flow.
+Sources pace themselves with ``next_awake`` (never by sleeping inside
+Bytewax's loop) and stop cleanly (``StopIteration``) at their frame budget
+or when the run's ``stop`` event is set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import bytewax.operators as op
+import cv2
+import numpy as np
+from bytewax.dataflow import Dataflow, operator
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.operators import KeyedStream
+
+from operators.arena import Arena, Autopilot
+from operators.errors import RecordingError
+from operators.ledger import Ledger
+from operators.types import Frame, GroundTruth
+
+__all__ = [
+    "ArenaControl",
+    "ArenaSource",
+    "ReplaySource",
+    "capture",
+    "read_index",
+]
+
+Clock = Callable[[], float]
+INDEX_NAME = "index.jsonl"
+logger = logging.getLogger(__name__)
+
+
+class ArenaControl:
+    """Thread-safe hand-off of actions and resets from an agent to an arena source.
+
+    The agent's thread calls :meth:`act` / :meth:`reset`, each returning a
+    ticket; the source applies the newest request when it draws its next
+    frame and records the ``seq`` of that frame, which :meth:`wait_applied`
+    returns, so an env can wait for an observation captured after its action.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._action: tuple[int, ...] | None = None
+        self._reset_seed: int | None = None
+        self._reset_pending = False
+        self._ticket = 0
+        self._taken = 0
+        self._applied: dict[int, int] = {}
+        self.last_seq = -1
+
+    def act(self, action: Sequence[int]) -> int:
+        with self._cond:
+            self._action = tuple(int(a) for a in action)
+            self._ticket += 1
+            return self._ticket
+
+    def reset(self, seed: int | None = None) -> int:
+        with self._cond:
+            self._reset_pending, self._reset_seed = True, seed
+            self._action = None
+            self._ticket += 1
+            return self._ticket
+
+    def take(self) -> tuple[tuple[int, ...] | None, bool, int | None, int]:
+        """Source side: ``(action, reset?, reset_seed, ticket)``, clearing the reset request."""
+        with self._cond:
+            out = (self._action, self._reset_pending, self._reset_seed, self._ticket)
+            self._reset_pending = False
+            return out
+
+    def applied(self, ticket: int, seq: int) -> None:
+        with self._cond:
+            self.last_seq = seq
+            if ticket > self._taken:
+                for t in range(self._taken + 1, ticket + 1):
+                    self._applied[t] = seq
+                self._taken = ticket
+                while len(self._applied) > 1024:
+                    self._applied.pop(next(iter(self._applied)))
+                self._cond.notify_all()
+
+    def wait_applied(self, ticket: int, timeout: float) -> int | None:
+        """The ``seq`` of the first frame drawn after request ``ticket``, or ``None`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ticket > self._taken:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._applied.get(ticket, self.last_seq)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+class _Pacer:
+    """Ticks at ``fps`` without drift; counts ticks it had to skip when behind."""
+
+    def __init__(self, fps: float, clock: Clock) -> None:
+        self.period = 1.0 / fps if fps > 0 else 0.0
+        self.clock = clock
+        self.next_at = clock()
+        self.missed = 0
+
+    def due(self) -> bool:
+        if self.period == 0.0:
+            return True
+        now = self.clock()
+        if now < self.next_at:
+            return False
+        behind = int((now - self.next_at) / self.period)
+        if behind:
+            self.missed += behind
+        self.next_at += (behind + 1) * self.period
+        return True
+
+    def awake(self) -> datetime | None:
+        return None if self.period == 0.0 else _utc(self.next_at)
+
+
+@dataclass
+class _Budget:
+    frames: int  # 0 = unbounded
+    stop: threading.Event | None
+
+    def over(self, emitted: int) -> bool:
+        return (self.frames > 0 and emitted >= self.frames) or bool(self.stop and self.stop.is_set())
+
+
+class _ArenaPartition(StatefulSourcePartition[Frame, None]):
+    def __init__(self, stream_id: str, src: ArenaSource, index: int) -> None:
+        self.stream_id = stream_id
+        self.src = src
+        self.seed = src.seed + index
+        self.arena = Arena(seed=self.seed, **src.arena_kwargs)
+        self.autopilot = Autopilot(self.seed) if src.autopilot else None
+        self.control = src.controls.get(stream_id) if src.controls else None
+        self.pacer = _Pacer(src.fps, src.clock)
+        self.seq = 0
+
+    def next_batch(self) -> list[Frame]:
+        if self.src.budget.over(self.seq):
+            raise StopIteration
+        if not self.pacer.due():
+            return []
+        ticket = 0
+        if self.control is not None:
+            action, reset, seed, ticket = self.control.take()
+            if reset:
+                self.arena.reset(seed)
+                if seed is not None and self.autopilot is not None:
+                    self.autopilot = Autopilot(seed)
+            else:
+                self.arena.step(action)
+        else:
+            self.arena.step(self.autopilot.act(self.arena) if self.autopilot else None)
+        image = self.arena.render()
+        frame = Frame(self.stream_id, self.seq, self.src.clock(), image, self.arena.truth())
+        self.src.ledger.captured(self.stream_id, self.seq)
+        if self.control is not None:
+            self.control.applied(ticket, self.seq)
+        self.seq += 1
+        self.src.missed[self.stream_id] = self.pacer.missed
+        return [frame]
+
+    def next_awake(self) -> datetime | None:
+        return self.pacer.awake()
+
+    def snapshot(self) -> None:
+        return None
+
+
+class ArenaSource(FixedPartitionedSource[Frame, None]):
+    """The built-in arena simulator, one partition (and stream) per game instance.
+
+    Emits :class:`Frame` items with ground truth. ``frames`` is the budget per
+    stream (0 = until ``stop`` is set); ``fps`` 0 draws as fast as possible.
+    ``controls`` maps stream ids to :class:`ArenaControl` for an agent to
+    drive; streams without one are played by the seeded :class:`Autopilot`
+    (or stand still when ``autopilot`` is false).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        streams: int = 1,
+        frames: int = 300,
+        fps: float = 30.0,
+        seed: int = 0,
+        width: int = 640,
+        height: int = 360,
+        n_enemies: int = 3,
+        enemy_fire_rate: float = 0.02,
+        autopilot: bool = True,
+        stop: threading.Event | None = None,
+        controls: dict[str, ArenaControl] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        if streams < 1:
+            msg = f"capture.streams must be >= 1; got {streams}"
+            raise ValueError(msg)
+        self.ledger = ledger
+        self.stream_ids = [f"arena-{i}" for i in range(streams)]
+        self.budget = _Budget(frames, stop)
+        self.fps = fps
+        self.seed = seed
+        self.arena_kwargs: dict[str, Any] = {
+            "width": width,
+            "height": height,
+            "n_enemies": n_enemies,
+            "enemy_fire_rate": enemy_fire_rate,
+        }
+        Arena(**self.arena_kwargs)  # validate sizes now, at build time
+        self.autopilot = autopilot
+        self.controls = controls
+        self.clock = clock
+        self.missed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def list_parts(self) -> list[str]:
+        return list(self.stream_ids)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArenaPartition:
+        return _ArenaPartition(for_part, self, self.stream_ids.index(for_part))
+
+
+# -- recorded streams ----------------------------------------------------------
+
+
+def read_index(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_no, entry)`` of a recording's ``index.jsonl``.
+
+    Raises :class:`RecordingError` naming the file and line on damage, after
+    yielding every good line before it.
+    """
+    index = path / INDEX_NAME
+    if not index.is_file():
+        msg = f"{path}: not a recorded stream (no {INDEX_NAME})"
+        raise RecordingError(msg)
+    with index.open("r", encoding="utf-8") as fh:
+        for no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                if not isinstance(entry, dict) or "file" not in entry:
+                    raise ValueError("entry needs a 'file'")
+            except ValueError as ex:
+                msg = f"{index}:{no}: corrupt or truncated index line ({ex})"
+                raise RecordingError(msg) from ex
+            yield no, entry
+
+
+class _ReplayPartition(StatefulSourcePartition[Frame, None]):
+    def __init__(self, stream_id: str, path: Path, src: ReplaySource) -> None:
+        self.stream_id = stream_id
+        self.path = path
+        self.src = src
+        self.entries = iter(read_index(path))
+        self.seq = 0
+        self.t0_rec: float | None = None
+        self.t0 = src.clock()
+        self.next_at: float | None = None
+        self.pending: tuple[int, dict[str, Any]] | None = None
+
+    def next_batch(self) -> list[Frame]:
+        if self.src.budget.over(self.seq):
+            raise StopIteration
+        if self.pending is None:
+            try:
+                self.pending = next(self.entries)  # StopIteration ends the stream
+            except RecordingError as ex:
+                # The frames before the damage were delivered; end this stream
+                # here, and say where and why in the log and the run summary.
+                logger.error("replay %s stopped: %s", self.stream_id, ex)
+                self.src.errors.append(str(ex))
+                raise StopIteration from ex
+        no, entry = self.pending
+        if self.src.pace == "recorded":
+            rec_t = float(entry.get("captured_at", 0.0))
+            if self.t0_rec is None:
+                self.t0_rec = rec_t
+            due = self.t0 + (rec_t - self.t0_rec) / self.src.speed
+            if self.src.clock() < due:
+                self.next_at = due
+                return []
+        self.pending = None
+        return [self._load(no, entry)]
+
+    def _load(self, no: int, entry: dict[str, Any]) -> Frame:
+        file = self.path / str(entry["file"])
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        truth = GroundTruth.from_dict(entry["truth"]) if entry.get("truth") else None
+        error = None
+        if image is None:
+            error = f"{file} (index line {no}): cannot decode image"
+            image = np.zeros((0, 0, 3), np.uint8)
+        else:
+            image = np.ascontiguousarray(image[..., ::-1])
+        frame = Frame(self.stream_id, self.seq, self.src.clock(), image, truth, error=error)
+        self.src.ledger.captured(self.stream_id, self.seq)
+        self.seq += 1
+        return frame
+
+    def next_awake(self) -> datetime | None:
+        return None if self.next_at is None else _utc(self.next_at)
+
+    def snapshot(self) -> None:
+        return None
+
+
+class ReplaySource(FixedPartitionedSource[Frame, None]):
+    """Replays recorded streams (folders with ``index.jsonl`` + image files).
+
+    Each recording is one partition and stream (``stream_id`` = the folder's
+    name unless the index names one). Frames get fresh gap-free seqs and
+    capture times; ``pace`` is ``"recorded"`` (at the recorded pace, times
+    ``speed``) or ``"fast"`` (as fast as the flow takes them).
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        paths: Sequence[str | Path],
+        pace: str = "fast",
+        speed: float = 1.0,
+        frames: int = 0,
+        stop: threading.Event | None = None,
+        clock: Clock = time.time,
+        **_ignored: Any,
+    ) -> None:
+        if pace not in ("recorded", "fast"):
+            msg = f"capture.options.pace = {pace!r} is not valid; expected one of 'recorded', 'fast'"
+            raise ValueError(msg)
+        if not paths:
+            msg = "capture.options.paths must name at least one recorded stream"
+            raise ValueError(msg)
+        self.ledger = ledger
+        self.paths = {Path(p).name: Path(p) for p in paths}
+        for name, p in self.paths.items():
+            if not (p / INDEX_NAME).is_file():
+                msg = f"capture.options.paths: {p} is not a recorded stream (no {INDEX_NAME}) [{name}]"
+                raise RecordingError(msg)
+        self.pace = pace
+        self.speed = speed
+        self.budget = _Budget(frames, stop)
+        self.clock = clock
+        self.missed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def list_parts(self) -> list[str]:
+        return list(self.paths)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ReplayPartition:
+        return _ReplayPartition(for_part, self.paths[for_part], self)
+
+
+@operator
+def capture(
+    step_id: str, flow: Dataflow, source: FixedPartitionedSource[Frame, Any]
+) -> KeyedStream[Frame]:
+    """Read frames from ``source`` and key them by ``stream_id``: ``(stream_id, Frame)``."""
+    frames = op.input("source", flow, source)
+    return op.key_on("key", frames, lambda f: f.stream_id)

@@ -1,0 +1,158 @@
+"""The batch encoder: frames in, 84×84 visual observations and embeddings out.
+
+torch is imported here only, lazily, when the first batch is encoded. The
+default network is a Nature-CNN (Mnih et al. 2015) with seeded weights (or a
+weights file), run under ``torch.inference_mode``; on CUDA the batch goes
+through pinned memory with non-blocking copies and autocast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from operators.errors import ConfigError, EncodeError
+
+__all__ = ["Encoder", "NatureCNN", "OBS_SIZE"]
+
+OBS_SIZE = 84
+
+
+def _torch() -> Any:
+    try:
+        return importlib.import_module("torch")
+    except ImportError as ex:  # pragma: no cover - torch is a core dependency
+        msg = (
+            "the batch encoder needs PyTorch: `pip install torch` "
+            "(CPU-only: `pip install torch --index-url https://download.pytorch.org/whl/cpu`)"
+        )
+        raise ImportError(msg) from ex
+
+
+def NatureCNN(embed_dim: int = 256) -> Any:  # noqa: N802 - a network factory, named like a class
+    """The Nature-DQN convolutional trunk for 3×84×84 inputs, ending in ``embed_dim`` features."""
+    nn = _torch().nn
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 8, stride=4),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 4, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, embed_dim),
+        nn.ReLU(),
+    )
+
+
+class Encoder:
+    """Encodes a list of ``(H, W, 3)`` uint8 RGB frames in one torch call.
+
+    ``encode(images)`` returns ``(visual, embedding)``: ``(N, 84, 84, 3)``
+    uint8 and ``(N, D)`` float32 numpy arrays, one row per input, in order.
+    Resizing and normalising happen on the device. ``network`` is a
+    ``"module:attr"`` factory returning a ``torch.nn.Module`` that maps
+    ``(N, 3, 84, 84)`` floats in 0..1 to ``(N, D)``; ``weights`` an optional
+    ``state_dict`` file for it.
+    """
+
+    def __init__(
+        self,
+        device: str = "auto",
+        network: str = "operators.encoder:NatureCNN",
+        network_kwargs: dict[str, Any] | None = None,
+        weights: str | None = None,
+        seed: int = 0,
+        autocast: bool = True,
+        threads: int = 0,
+    ) -> None:
+        if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+            msg = f"batch.encoder.device = {device!r} is not valid; expected one of 'auto', 'cpu', 'cuda', 'cuda:N'"
+            raise ConfigError(msg)
+        if ":" not in network:
+            msg = f"batch.encoder.network = {network!r}: expected 'module:attr'"
+            raise ConfigError(msg)
+        self.device_name = device
+        self.network = network
+        self.network_kwargs = dict(network_kwargs or {})
+        self.weights = weights
+        self.seed = seed
+        self.autocast = autocast
+        self.threads = threads
+        self._model: Any = None
+        self._device: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        self._load()
+        return str(self._device)
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            torch = _torch()
+            if self.threads > 0:
+                torch.set_num_threads(self.threads)
+            if self.device_name == "auto":
+                dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            else:
+                dev = torch.device(self.device_name)
+                if dev.type == "cuda" and not torch.cuda.is_available():
+                    msg = f"batch.encoder.device = {self.device_name!r} but CUDA is not available"
+                    raise ConfigError(msg)
+            mod_name, _, attr = self.network.partition(":")
+            try:
+                factory = getattr(importlib.import_module(mod_name), attr)
+            except (ImportError, AttributeError) as ex:
+                msg = f"batch.encoder.network = {self.network!r} cannot be imported: {ex}"
+                raise ConfigError(msg) from ex
+            gen_state = torch.random.get_rng_state()
+            torch.manual_seed(self.seed)
+            model = factory(**self.network_kwargs)
+            torch.random.set_rng_state(gen_state)
+            if self.weights:
+                model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
+            self._model = model.to(dev).eval()
+            self._device = dev
+
+    def warm_up(self) -> None:
+        """Load the network and run one frame through it."""
+        self.encode([np.zeros((OBS_SIZE, OBS_SIZE, 3), np.uint8)])
+
+    def encode(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if not images:
+            msg = "encode() needs at least one frame"
+            raise EncodeError("empty", msg)
+        self._load()
+        torch = _torch()
+        F = torch.nn.functional
+        dev, cuda = self._device, self._device.type == "cuda"
+        with torch.inference_mode():
+            # Group frames by shape: one resize call per shape, one network call per batch.
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i, img in enumerate(images):
+                groups.setdefault(img.shape, []).append(i)
+            resized = [None] * len(images)
+            for idxs in groups.values():
+                host = torch.from_numpy(np.stack([images[i] for i in idxs]))
+                if cuda:
+                    host = host.pin_memory()
+                x = host.to(dev, non_blocking=cuda).permute(0, 3, 1, 2).float()
+                x = F.interpolate(x, size=(OBS_SIZE, OBS_SIZE), mode="area")
+                for j, i in enumerate(idxs):
+                    resized[i] = x[j]
+            batch = torch.stack(resized)  # (N, 3, 84, 84) float 0..255
+            visual = batch.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            with torch.autocast(dev.type, enabled=cuda and self.autocast):
+                emb = self._model(batch / 255.0)
+            emb = emb.float()
+            if emb.ndim != 2 or emb.shape[0] != len(images):
+                msg = f"network returned shape {tuple(emb.shape)} for {len(images)} frames; expected (N, D)"
+                raise EncodeError("shape", msg)
+            return visual.cpu().numpy(), emb.cpu().numpy()

@@ -1,0 +1,95 @@
+"""The ledger: every captured ``seq`` ends in exactly one terminal outcome.
+
+``captured == sum(outcomes) + in_flight`` holds at any moment, because
+``in_flight`` is the set of seqs captured and not yet resolved, kept per
+stream. A seq resolved twice, or resolved without having been captured, is
+counted as a contract violation (``violations``), never silently merged.
+
+Thread-safe: the source records captures on a Bytewax worker thread, the sink
+records outcomes on (possibly another) worker thread, and the env reads
+counts from the agent's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from operators.types import Outcome, Status
+
+__all__ = ["Ledger"]
+
+
+class Ledger:
+    """Per-process accounting of every captured frame.
+
+    >>> from operators.types import Outcome, Status
+    >>> ledger = Ledger()
+    >>> ledger.captured("s", 0)
+    >>> ledger.counts()["in_flight"]
+    1
+    >>> ledger.record(Outcome("s", 0, Status.PROCESSED))
+    >>> ledger.balanced()
+    True
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, set[int]] = {}
+        self._captured = 0
+        self._status: Counter[str] = Counter()
+        self._reasons: Counter[str] = Counter()
+        self.violations: list[str] = []
+
+    def captured(self, stream_id: str, seq: int) -> None:
+        with self._lock:
+            open_ = self._open.setdefault(stream_id, set())
+            if seq in open_:
+                self.violations.append(f"{stream_id}#{seq} captured twice")
+                return
+            open_.add(seq)
+            self._captured += 1
+
+    def record(self, outcome: Outcome) -> None:
+        with self._lock:
+            open_ = self._open.get(outcome.stream_id)
+            if open_ is None or outcome.seq not in open_:
+                self.violations.append(
+                    f"{outcome.stream_id}#{outcome.seq} resolved as {outcome.label} "
+                    "but it is not in flight (resolved twice or never captured)"
+                )
+                return
+            open_.discard(outcome.seq)
+            self._status[outcome.status.value] += 1
+            if outcome.status in (Status.DROPPED, Status.FAILED):
+                self._reasons[f"{outcome.status.value}({outcome.reason})"] += 1
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(len(s) for s in self._open.values())
+
+    def counts(self) -> dict[str, int]:
+        """``{"captured", "in_flight", "processed", "duplicate", "cached", "dropped", "failed"}``."""
+        with self._lock:
+            out = {"captured": self._captured, "in_flight": sum(len(s) for s in self._open.values())}
+            for s in Status:
+                out[s.value] = self._status[s.value]
+            return out
+
+    def reasons(self) -> dict[str, int]:
+        """Counts of ``dropped(reason)`` and ``failed(reason)`` by reason."""
+        with self._lock:
+            return dict(self._reasons)
+
+    def balanced(self) -> bool:
+        c = self.counts()
+        resolved = sum(c[s.value] for s in Status)
+        return c["captured"] == resolved + c["in_flight"] and not self.violations
+
+    def summary(self) -> dict[str, Any]:
+        c: dict[str, Any] = self.counts()
+        c["reasons"] = self.reasons()
+        c["balanced"] = self.balanced()
+        c["violations"] = list(self.violations[:20])
+        return c
