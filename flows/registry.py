@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from operators.errors import ConfigError
+from operators.errors import ConfigError, FramewaxError
 
 __all__ = ["REGISTRY", "build", "resolve"]
 
@@ -84,6 +84,6 @@ def build(key: str, name: str, options: Mapping[str, Any], **runtime: Any) -> An
     kwargs.update(options)
     try:
         return factory(**kwargs)
-    except (TypeError, ValueError) as ex:
+    except (TypeError, ValueError, FramewaxError) as ex:
         msg = f"{key} = {name!r} rejected its options {dict(options)!r}: {ex}"
         raise ConfigError(msg) from ex

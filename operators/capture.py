@@ -232,6 +232,9 @@ class ArenaSource(FixedPartitionedSource[Frame, None]):
         Arena(**self.arena_kwargs)  # validate sizes now, at build time
         self.autopilot = autopilot
         self.controls = controls
+        if controls is not None:  # an agent drives these streams
+            for sid in self.stream_ids:
+                controls.setdefault(sid, ArenaControl())
         self.clock = clock
         self.missed: dict[str, int] = {}
         self.errors: list[str] = []

@@ -1,0 +1,47 @@
+"""Record a stream to disk: ``python -m bytewax.run flows.record``.
+
+``FRAMEWAX_RECORD_OUT`` is the folder (default ``recordings/``; one
+sub-folder per stream), ``FRAMEWAX_CONFIG`` the config whose capture stage
+is recorded. Replay it with ``[capture] source = "replay"`` and
+``options.paths = ["recordings/arena-0"]``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from bytewax.dataflow import Dataflow
+
+import bytewax.operators as op
+from flows.config import FlowConfig, load_config
+from flows.registry import build
+from operators.capture import capture
+from operators.ledger import Ledger
+from sinks.recorder import RecorderSink
+
+__all__ = ["build_record_flow"]
+
+
+def build_record_flow(
+    config: str | os.PathLike[str] | FlowConfig | dict[str, Any] | None = None,
+    out: str | os.PathLike[str] = "recordings",
+) -> Dataflow:
+    """capture → recorder: every captured frame (with ground truth) written under ``out``."""
+    cfg = load_config(config)
+    source = build("capture.source", cfg.capture.source, cfg.capture.options, ledger=Ledger())
+    flow = Dataflow("framewax_record")
+    frames = capture("capture", flow, source)
+    # (stream_id, Frame)
+    op.output("recorder", frames, RecorderSink(Path(out)))
+    return flow
+
+
+def __getattr__(name: str) -> Any:
+    if name == "flow":
+        return build_record_flow(
+            os.environ.get("FRAMEWAX_CONFIG") or None, os.environ.get("FRAMEWAX_RECORD_OUT", "recordings")
+        )
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

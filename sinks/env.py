@@ -1,0 +1,212 @@
+"""``framewax/VisionPipeline-v0``: a Gymnasium env over the running vision pipeline.
+
+The env runs the dataflow in-process on a background thread, applies each
+action to the game (the arena by default) and returns the freshest
+observation without waiting on the model. Every step's ``info`` says which
+frame the observation came from (``seq``, ``captured_at``), how old it is
+(``age_ms``), whether it predates the action (``stale``) and the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from flows.config import FlowConfig, load_config
+from flows.registry import resolve
+from flows.runner import Pipeline
+from operators.capture import ArenaControl
+from operators.encoder import OBS_SIZE
+from operators.types import Observation, Scene
+
+__all__ = ["VisionPipelineEnv", "default_reward"]
+
+ObsDict = dict[str, np.ndarray]
+
+
+def default_reward(prev: Observation | None, obs: Observation) -> tuple[float, bool]:
+    """Reward from the vision features: +1 per kill ($300), -1 per 100 health lost, -1 on death.
+
+    Returns ``(reward, terminated)``; the episode terminates on a death screen.
+    """
+    v = obs.vision
+    if v.scene is Scene.DEATH or v.health == 0:
+        return -1.0, True
+    if prev is None:
+        return 0.0, False
+    p = prev.vision
+    reward = 0.0
+    if p.health is not None and v.health is not None and v.health < p.health:
+        reward -= (p.health - v.health) / 100.0
+    if p.money is not None and v.money is not None and v.money > p.money:
+        reward += (v.money - p.money) / 300.0
+    return reward, False
+
+
+class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
+    """Real-time RL over the framewax pipeline.
+
+    Args:
+        config: a config path, mapping or ``FlowConfig`` (default: the built-in one).
+        overrides: nested mapping merged over the config.
+        max_wait_ms: ``step()`` waits up to this long for an observation captured
+            after the action (default from ``[env]``; 0 never waits).
+        max_episode_steps: truncate episodes after this many steps.
+        stream_id: which stream to act on and observe (default: the first).
+        render_mode: ``"rgb_array"`` returns the 84×84 visual observation.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | FlowConfig | Mapping[str, Any] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        max_wait_ms: float | None = None,
+        max_episode_steps: int | None = None,
+        stream_id: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        cfg = load_config(config, overrides)
+        if cfg.capture.source == "arena":
+            # The agent drives the arena; it runs until the env closes.
+            cfg = load_config(cfg, {"capture": {"options": {"frames": 0, "autopilot": False}}})
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            msg = f"render_mode = {render_mode!r} is not valid; expected one of {self.metadata['render_modes']}"
+            raise ValueError(msg)
+        self.cfg = cfg
+        self.render_mode = render_mode
+        self.max_wait_ms = cfg.env.max_wait_ms if max_wait_ms is None else float(max_wait_ms)
+        self.max_episode_steps = cfg.env.max_episode_steps if max_episode_steps is None else max_episode_steps
+        self.reward_fn = resolve("env.reward", cfg.env.reward)
+        self._stream_id = stream_id
+        self.action_space = spaces.MultiDiscrete([3, 5, 10, 8])
+        self.observation_space = spaces.Dict(
+            {
+                "visual": spaces.Box(0, 255, (OBS_SIZE, OBS_SIZE, 3), np.uint8),
+                "numerical": spaces.Box(-np.inf, np.inf, (10,), np.float32),
+                "categorical": spaces.MultiDiscrete([10] * 5),
+            }
+        )
+        self.pipeline: Pipeline | None = None
+        self._last: Observation | None = None
+        self._rewarded_seq = -1
+        self._steps = 0
+
+    # -- plumbing --------------------------------------------------------------
+    def _ensure_running(self) -> Pipeline:
+        if self.pipeline is None:
+            self.pipeline = Pipeline(self.cfg, controlled=True).start()
+        if self.pipeline.error is not None:
+            msg = f"the framewax dataflow stopped: {self.pipeline.error}"
+            raise RuntimeError(msg) from self.pipeline.error
+        return self.pipeline
+
+    @property
+    def stream_id(self) -> str:
+        p = self._ensure_running()
+        if self._stream_id is None:
+            ids = list(getattr(p.runtime.source, "list_parts", list)())
+            self._stream_id = ids[0]
+        return self._stream_id
+
+    def _control(self) -> ArenaControl | None:
+        controls = self._ensure_running().runtime.controls or {}
+        return controls.get(self.stream_id)
+
+    def _to_obs(self, obs: Observation) -> ObsDict:
+        return {
+            "visual": np.array(obs.visual, dtype=np.uint8, copy=True),
+            "numerical": obs.numerical(),
+            "categorical": obs.categorical(),
+        }
+
+    def _info(self, obs: Observation, action_seq: int | None) -> dict[str, Any]:
+        p = self._ensure_running()
+        now = time.time()
+        return {
+            "seq": obs.seq,
+            "source_seq": obs.source_seq,
+            "status": obs.status.value,
+            "captured_at": obs.captured_at,
+            "age_ms": obs.age_ms(now),
+            "stale": action_seq is not None and obs.seq < action_seq,
+            "action_seq": -1 if action_seq is None else action_seq,
+            "ledger": p.ledger.counts(),
+        }
+
+    # -- gymnasium API ---------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsDict, dict[str, Any]]:
+        super().reset(seed=seed)
+        p = self._ensure_running()
+        timeout = self.cfg.env.start_timeout_s
+        control = self._control()
+        min_seq = 0
+        if control is not None:
+            arena_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+            ticket = control.reset(arena_seed)
+            applied = control.wait_applied(ticket, timeout)
+            if applied is None:
+                msg = f"the arena did not take the reset within {timeout} s (ledger: {p.ledger.counts()})"
+                raise RuntimeError(msg)
+            min_seq = applied
+        obs = p.store.wait_for(self.stream_id, min_seq, timeout)
+        if obs is None:
+            err = f"; dataflow error: {p.error}" if p.error else ""
+            msg = (f"no observation of {self.stream_id!r} within {timeout} s after reset "
+                   f"(ledger: {p.ledger.counts()}, reasons: {p.ledger.reasons()}){err}")
+            raise RuntimeError(msg)
+        self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
+        return self._to_obs(obs), self._info(obs, min_seq)
+
+    def step(self, action: np.ndarray) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._last is None:
+            msg = "call reset() before step()"
+            raise RuntimeError(msg)
+        if action not in self.action_space:
+            msg = f"action {action!r} is not in {self.action_space}"
+            raise ValueError(msg)
+        p = self._ensure_running()
+        control = self._control()
+        action_seq: int | None = None
+        if control is not None:
+            action_seq = control.last_seq + 1  # the first frame that can show this action
+            ticket = control.act(action)
+            if self.max_wait_ms > 0:
+                deadline = time.monotonic() + self.max_wait_ms / 1000.0
+                applied = control.wait_applied(ticket, self.max_wait_ms / 1000.0)
+                if applied is not None:
+                    action_seq = applied
+                    p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
+        obs = p.store.latest(self.stream_id) or self._last
+        reward, terminated = 0.0, False
+        if obs.seq > self._rewarded_seq:
+            reward, terminated = self.reward_fn(self._last, obs)
+            self._rewarded_seq = obs.seq
+        self._last = obs
+        self._steps += 1
+        truncated = self._steps >= self.max_episode_steps
+        return self._to_obs(obs), float(reward), bool(terminated), bool(truncated), self._info(obs, action_seq)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        last = self._last or (self.pipeline.store.latest() if self.pipeline else None)
+        if last is None:
+            return np.zeros((OBS_SIZE, OBS_SIZE, 3), np.uint8)
+        return np.array(last.visual, copy=True)
+
+    def close(self) -> None:
+        if self.pipeline is not None:
+            pipeline, self.pipeline = self.pipeline, None
+            pipeline.stop()
+        super().close()

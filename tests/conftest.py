@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from operators.arena import Arena
+from operators.types import Frame
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+ARENA_SMALL = DATA / "arena_small"
+
+
+def replay_overrides(**extra: Any) -> dict[str, Any]:
+    """A config that replays arena_small as fast as possible and processes every frame."""
+    cfg: dict[str, Any] = {
+        "capture": {"source": "replay", "options": {"paths": [str(ARENA_SMALL)], "pace": "fast"}},
+        "vision": {"staleness_ms": 0.0, "order": "oldest", "max_pending": 10_000},
+        "batch": {"max_pending_batches": 10_000, "options": {"device": "cpu", "threads": 1}},
+        "run": {"status_interval_s": 0.0},
+    }
+    for section, values in extra.items():
+        cfg.setdefault(section, {}).update(values)
+    return cfg
+
+
+def arena_frame(seq: int = 0, seed: int = 0, stream: str = "s", **kw: Any) -> Frame:
+    arena = Arena(width=320, height=180, seed=seed, **kw)
+    return Frame(stream, seq, time.time(), arena.render(), arena.truth())
+
+
+@pytest.fixture
+def frames() -> list[Frame]:
+    """Twelve arena frames, 320x180, with ground truth."""
+    arena = Arena(width=320, height=180, seed=2)
+    out = []
+    for seq in range(12):
+        arena.step((0, 2, 0, 0) if seq % 3 else None)
+        out.append(Frame("s", seq, time.time(), arena.render(), arena.truth()))
+    return out
+
+
+def solid(seq: int, value: int = 0, stream: str = "s", shape: tuple[int, ...] = (90, 160, 3)) -> Frame:
+    return Frame(stream, seq, time.time(), np.full(shape, value, np.uint8))

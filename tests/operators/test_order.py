@@ -1,0 +1,101 @@
+import numpy as np
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bytewax.operators as op
+from operators.order import OrderLogic, OrderMetrics, OrderPolicy, order_by_seq
+from operators.types import Encoded, Observation, Outcome, Status, VisionResult
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def enc(seq, s="s"):
+    return Encoded(s, seq, float(seq), np.full((84, 84, 3), seq, np.uint8), np.zeros(4, np.float32))
+
+
+def vis(seq, s="s"):
+    return VisionResult(s, seq, health=seq)
+
+
+def parts_for(n):
+    """Seq kinds cycle: processed, duplicate of the previous kept, dropped, failed-by-encoder."""
+    parts, kept = [], None
+    for seq in range(n):
+        kind = seq % 4
+        if kind == 1 and kept is not None:
+            parts.append(Outcome("s", seq, Status.DUPLICATE, float(seq), of=kept))
+        elif kind == 2:
+            parts += [Outcome("s", seq, Status.DROPPED, float(seq), reason="stale"), enc(seq)]
+        elif kind == 3:
+            parts += [vis(seq), Outcome("s", seq, Status.FAILED, float(seq), reason="encode")]
+        else:
+            parts += [vis(seq), enc(seq)]
+            kept = seq
+    return parts
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 24).flatmap(lambda n: st.permutations(parts_for(n))), st.integers(1, 5))
+def test_any_interleaving_yields_every_seq_once_in_order(parts, chunk):
+    n = max(p.seq for p in parts) + 1
+    logic = OrderLogic(OrderPolicy(gap_deadline_ms=1e9), OrderMetrics(), FakeClock())
+    out = []
+    for i in range(0, len(parts), chunk):
+        out += logic.on_batch(parts[i : i + chunk])[0]
+    out += logic.on_eof()[0]
+    assert [o.seq for o in out] == list(range(n))
+    for o in out:
+        if o.seq % 4 == 0:
+            assert isinstance(o, Observation) and o.status is Status.PROCESSED and o.vision.health == o.seq
+        elif o.seq % 4 == 1:
+            # a duplicate reuses the kept frame's result, keeps its own provenance
+            assert isinstance(o, Observation) and o.status is Status.DUPLICATE
+            assert o.source_seq == o.seq - 1 and o.vision.health == o.seq - 1 and o.captured_at == o.seq
+        elif o.seq % 4 == 2:
+            assert o.label == "dropped(stale)"
+        else:
+            assert o.label == "failed(encode)"
+
+
+def test_gap_deadline_emits_failed_timeout_and_moves_on():
+    clock = FakeClock()
+    logic = OrderLogic(OrderPolicy(gap_deadline_ms=100), OrderMetrics(), clock)
+    out, _ = logic.on_batch([vis(1), enc(1), vis(2), enc(2)])  # seq 0 never comes
+    assert out == []
+    clock.t = 0.05
+    assert logic.on_notify()[0] == []
+    assert logic.notify_at() is not None
+    clock.t = 0.11
+    out, _ = logic.on_notify()
+    assert [o.seq for o in out] == [0, 1, 2]
+    assert out[0].label == "failed(timeout)" and "no part" in out[0].detail
+    # a half that turns up after its seq was emitted is discarded, not emitted twice
+    assert logic.on_batch([vis(0)])[0] == [] and logic.metrics.late == 1
+
+
+def test_duplicate_of_a_dropped_frame_ends_the_same_way():
+    logic = OrderLogic(OrderPolicy(), OrderMetrics(), FakeClock())
+    out, _ = logic.on_batch([Outcome("s", 0, Status.DROPPED, 0.0, reason="stale"),
+                             Outcome("s", 1, Status.DUPLICATE, 1.0, of=0)])
+    assert [o.label for o in out] == ["dropped(stale)", "dropped(stale)"]
+    assert "duplicate of seq 0" in out[1].detail
+
+
+def test_order_in_a_flow_with_two_streams():
+    items = [p for s in ("a", "b") for p in (vis(1, s), enc(1, s), vis(0, s), enc(0, s))]
+    flow = Dataflow("order_test")
+    inp = op.key_on("key", op.input("in", flow, TestingSource(items)), lambda p: p.stream_id)
+    out = order_by_seq("order", inp, OrderPolicy(), OrderMetrics())
+    got = []
+    op.output("out", out, TestingSink(got))
+    run_main(flow)
+    for s in ("a", "b"):
+        assert [o.seq for k, o in got if k == s] == [0, 1]
