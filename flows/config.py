@@ -147,7 +147,7 @@ def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
             if not isinstance(value, Mapping):
                 msg = f"config key {full!r} must be a table"
                 raise ConfigError(msg)
-            kwargs[key] = _section(typ, value, full)
+            kwargs[key] = _section(typ, value, full)  # type: ignore[arg-type]
         elif isinstance(typ, type) and issubclass(typ, ServeOrder):
             kwargs[key] = choice(typ, value, full)
         else:

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
-import bytewax.operators as op
 from flows.config import FlowConfig, load_config
 from flows.registry import build
 from operators.capture import capture
@@ -41,7 +41,8 @@ def build_record_flow(
 def __getattr__(name: str) -> Any:
     if name == "flow":
         return build_record_flow(
-            os.environ.get("FRAMEWAX_CONFIG") or None, os.environ.get("FRAMEWAX_RECORD_OUT", "recordings")
+            os.environ.get("FRAMEWAX_CONFIG") or None,
+            os.environ.get("FRAMEWAX_RECORD_OUT", "recordings"),
         )
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)

@@ -56,7 +56,7 @@ def resolve(key: str, name: str) -> Callable[..., Any]:
     if not callable(obj):
         msg = f"{key} = {name!r} is not callable"
         raise ConfigError(msg)
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def build(key: str, name: str, options: Mapping[str, Any], **runtime: Any) -> Any:
@@ -67,7 +67,7 @@ def build(key: str, name: str, options: Mapping[str, Any], **runtime: Any) -> An
     """
     factory = resolve(key, name)
     try:
-        params = inspect.signature(factory).parameters
+        params = dict(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
         params = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -35,7 +35,9 @@ from sinks.memory import ObservationStore
 __all__ = ["Reporter", "Runtime", "percentiles"]
 
 
-def percentiles(values: Sequence[float] | deque[float], qs: Sequence[int] = (50, 99)) -> dict[str, float]:
+def percentiles(
+    values: Sequence[float] | deque[float], qs: Sequence[int] = (50, 99)
+) -> dict[str, float]:
     """``{"p50": ..., "p99": ..., "mean": ..., "n": ...}`` (NaN-free: zeros when empty)."""
     arr = np.asarray(list(values), dtype=np.float64)
     out: dict[str, float] = {f"p{q}": float(np.percentile(arr, q)) if arr.size else 0.0 for q in qs}
@@ -223,18 +225,24 @@ class Reporter:
 def format_summary(s: dict[str, Any]) -> str:
     led = s["ledger"]
     rows = [("captured", led["captured"])]
-    rows += [(k, led[k]) for k in ("processed", "duplicate", "cached", "dropped", "failed", "in_flight")]
+    rows += [
+        (k, led[k]) for k in ("processed", "duplicate", "cached", "dropped", "failed", "in_flight")
+    ]
     lines = ["", "framewax run summary" + (f" ({s['config']})" if s["config"] else ""), "-" * 44]
     lines += [f"  {k:<22}{v:>10}" for k, v in rows]
     for reason, n in sorted(led["reasons"].items()):
         lines.append(f"    {reason:<20}{n:>10}")
     resolved = sum(led[k] for k in ("processed", "duplicate", "cached", "dropped", "failed"))
     ok = "balanced" if led["balanced"] else "NOT BALANCED"
-    lines.append(f"  ledger: captured {led['captured']} = {resolved} resolved + {led['in_flight']} in flight ({ok})")
+    lines.append(
+        f"  ledger: captured {led['captured']} = {resolved} resolved + {led['in_flight']} in flight ({ok})"
+    )
     for v in led["violations"]:
         lines.append(f"    violation: {v}")
     lat, acc = s["latency_ms"], s["hud_accuracy"]
-    lines.append(f"  throughput             {s['fps']:8.1f} frames/s  ({s['processed_fps']:.1f} processed/s)")
+    lines.append(
+        f"  throughput             {s['fps']:8.1f} frames/s  ({s['processed_fps']:.1f} processed/s)"
+    )
     lines.append(f"  latency capture→obs    p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms")
     vis = s["vision"]
     lines.append(
@@ -245,7 +253,9 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}")
     if acc["frames"]:
         fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items())
-        lines.append(f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} frames")
+        lines.append(
+            f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} frames"
+        )
         lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
     else:
         lines.append("  HUD accuracy           n/a (no ground truth)")

@@ -46,15 +46,18 @@ def build_flow(
     rt = runtime or Runtime(cfg)
     c, d, v, b = cfg.capture, cfg.dedup, cfg.vision, cfg.batch
 
-    rt.source = build("capture.source", c.source, c.options,
-                      ledger=rt.ledger, stop=rt.stop, controls=rt.controls)
+    rt.source = build(
+        "capture.source", c.source, c.options, ledger=rt.ledger, stop=rt.stop, controls=rt.controls
+    )
     detector = build("dedup.detector", d.detector, d.options) if d.enabled else None
     rt.backend = build("vision.backend", v.backend, v.options)
     rt.encoder = build("batch.encoder", b.encoder, b.options)
     vision_pool = BoundedPool("framewax-vision", v.max_in_flight)
     encode_pool = BoundedPool("framewax-encode", 1)
     rt.pools[:] = [vision_pool, encode_pool]
-    vision_policy = VisionPolicy(v.max_in_flight, v.max_pending, v.staleness_ms, v.deadline_ms, v.order)
+    vision_policy = VisionPolicy(
+        v.max_in_flight, v.max_pending, v.staleness_ms, v.deadline_ms, v.order
+    )
     window = WindowPolicy(b.max_size, b.timeout_ms, b.max_pending_batches)
 
     flow = Dataflow("framewax_vision")
@@ -62,19 +65,30 @@ def build_flow(
     # (stream_id, Frame)
     checked = dedup("dedup", frames, detector, enabled=d.enabled)
     # kept: (stream_id, Frame); skipped: (stream_id, Outcome)
-    readings = call_vision("vision", checked.kept, rt.backend, vision_policy, vision_pool, rt.vision_metrics)
+    readings = call_vision(
+        "vision", checked.kept, rt.backend, vision_policy, vision_pool, rt.vision_metrics
+    )
     # (stream_id, VisionResult | Outcome)
-    encoded = batch_encode("encode", checked.kept, rt.encoder, window, encode_pool, rt.batch_metrics)
+    encoded = batch_encode(
+        "encode", checked.kept, rt.encoder, window, encode_pool, rt.batch_metrics
+    )
     # (stream_id, Encoded | Outcome)
     parts = op.merge("parts", readings, encoded, checked.skipped)
     # (stream_id, VisionResult | Encoded | Outcome)
-    resolved = order_by_seq("order", parts, OrderPolicy(cfg.order.gap_deadline_ms), rt.order_metrics)
+    resolved = order_by_seq(
+        "order", parts, OrderPolicy(cfg.order.gap_deadline_ms), rt.order_metrics
+    )
     # (stream_id, Observation | Outcome): one per seq, in seq order
     op.output(
         "memory",
         resolved,
-        MemorySink(rt.store, rt.ledger, on_item=rt.reporter.on_item,
-                   on_close=rt.reporter.partition_closed, on_build=rt.reporter.partition_built),
+        MemorySink(
+            rt.store,
+            rt.ledger,
+            on_item=rt.reporter.on_item,
+            on_close=rt.reporter.partition_closed,
+            on_build=rt.reporter.partition_built,
+        ),
     )
     if runtime is None:
         rt.warm_up()  # a standalone run (bytewax.run): load models before frames flow
@@ -89,7 +103,7 @@ def runtime_of(flow: Dataflow) -> Runtime:
     if rt is None:
         msg = f"{flow.flow_id!r} was not built by flows.vision.build_flow"
         raise ValueError(msg)
-    return rt  # type: ignore[no-any-return]
+    return rt
 
 
 _flow: Dataflow | None = None

@@ -10,16 +10,17 @@ closed by the run that owns it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = ["BoundedPool", "soon"]
 
 
 def soon(ms: float) -> datetime:
     """A notify time ``ms`` milliseconds from now, as Bytewax wants it."""
-    return datetime.now(timezone.utc) + timedelta(milliseconds=ms)
+    return datetime.now(UTC) + timedelta(milliseconds=ms)
 
 
 class BoundedPool:

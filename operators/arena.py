@@ -266,8 +266,16 @@ class Arena:
         if self.dead:
             img = (img * 0.25).astype(np.uint8)
             img[..., 0] = np.maximum(img[..., 0], 60)
-            cv2.putText(img, "YOU DIED", (W // 2 - int(W * 0.16), H // 2), cv2.FONT_HERSHEY_SIMPLEX,
-                        H / 360 * 1.3, (150, 40, 40), 3, cv2.LINE_AA)
+            cv2.putText(
+                img,
+                "YOU DIED",
+                (W // 2 - int(W * 0.16), H // 2),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                H / 360 * 1.3,
+                (150, 40, 40),
+                3,
+                cv2.LINE_AA,
+            )
         else:
             for _, _, (x0, y0, x1, y1) in self._enemy_boxes():
                 head = max((x1 - x0) // 2, 2)
@@ -294,10 +302,22 @@ class Arena:
         for key, text in texts.items():
             x0, y0, x1, y1 = ARENA_HUD_REGIONS[key]
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-            px = int(x0 * W + 0.03 * W) if key in ("health", "armor") else int(x1 * W - tw - 0.02 * W)
+            px = (
+                int(x0 * W + 0.03 * W)
+                if key in ("health", "armor")
+                else int(x1 * W - tw - 0.02 * W)
+            )
             py = int((y0 + y1) / 2 * H + th / 2)
-            cv2.putText(img, text, (px, py), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), thick,
-                        cv2.LINE_AA)
+            cv2.putText(
+                img,
+                text,
+                (px, py),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                scale,
+                (235, 235, 235),
+                thick,
+                cv2.LINE_AA,
+            )
 
 
 class Autopilot:

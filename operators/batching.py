@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import bytewax.operators as op
@@ -68,12 +68,20 @@ def encode_frames(encoder: BatchEncoder, frames: list[Frame], step: str) -> list
 
     Frames of the wrong shape fail alone; the rest of the batch is encoded.
     """
-    good, out = [], {}
+    good: list[Frame] = []
+    out: dict[int, Encoded | Outcome] = {}
     for f in frames:
         img = f.image
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        if (
+            not isinstance(img, np.ndarray)
+            or img.dtype != np.uint8
+            or img.ndim != 3
+            or img.shape[2] != 3
+        ):
             shape = getattr(img, "shape", None)
-            out[f.seq] = Outcome.failed(f, "encode", f"{step}: frame shape {shape} is not (H, W, 3) uint8")
+            out[f.seq] = Outcome.failed(
+                f, "encode", f"{step}: frame shape {shape} is not (H, W, 3) uint8"
+            )
         else:
             good.append(f)
     if good:
@@ -83,7 +91,9 @@ def encode_frames(encoder: BatchEncoder, frames: list[Frame], step: str) -> list
                 msg = f"{step}: encoder returned {len(visual)} visuals / {len(emb)} embeddings for {len(good)} frames"
                 raise StageError("encode", msg)
             for i, f in enumerate(good):
-                out[f.seq] = Encoded(f.stream_id, f.seq, f.captured_at, visual[i].copy(), emb[i].copy(), f.truth)
+                out[f.seq] = Encoded(
+                    f.stream_id, f.seq, f.captured_at, visual[i].copy(), emb[i].copy(), f.truth
+                )
         except StageError as ex:
             for f in good:
                 out[f.seq] = Outcome.failed(f, ex.reason, ex.detail)
@@ -137,7 +147,7 @@ class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
             return soon(pol.poll_ms)
         if self.buffer:
             due = self.first_at + pol.timeout_ms / 1000.0
-            return datetime.fromtimestamp(due, tz=timezone.utc) + timedelta(microseconds=50)
+            return datetime.fromtimestamp(due, tz=UTC) + timedelta(microseconds=50)
         return None
 
     def snapshot(self) -> None:
@@ -166,7 +176,11 @@ class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
         while waiting > limit and self.ready:
             f = self.ready[0].pop(0)
             waiting -= 1
-            out.append(Outcome.dropped(f, "encoder_backlog", f"over {limit} frames waiting for the encoder"))
+            out.append(
+                Outcome.dropped(
+                    f, "encoder_backlog", f"over {limit} frames waiting for the encoder"
+                )
+            )
             if not self.ready[0]:
                 self.ready.pop(0)
         while self.ready and st.pool.try_acquire():

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ class ArenaControl:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 class _Pacer:
@@ -142,7 +142,9 @@ class _Budget:
     stop: threading.Event | None
 
     def over(self, emitted: int) -> bool:
-        return (self.frames > 0 and emitted >= self.frames) or bool(self.stop and self.stop.is_set())
+        return (self.frames > 0 and emitted >= self.frames) or bool(
+            self.stop and self.stop.is_set()
+        )
 
 
 class _ArenaPartition(StatefulSourcePartition[Frame, None]):
@@ -353,7 +355,9 @@ class ReplaySource(FixedPartitionedSource[Frame, None]):
         **_ignored: Any,
     ) -> None:
         if pace not in ("recorded", "fast"):
-            msg = f"capture.options.pace = {pace!r} is not valid; expected one of 'recorded', 'fast'"
+            msg = (
+                f"capture.options.pace = {pace!r} is not valid; expected one of 'recorded', 'fast'"
+            )
             raise ValueError(msg)
         if not paths:
             msg = "capture.options.paths must name at least one recorded stream"

@@ -17,7 +17,7 @@ import numpy as np
 
 from operators.errors import ConfigError, EncodeError
 
-__all__ = ["Encoder", "NatureCNN", "OBS_SIZE"]
+__all__ = ["OBS_SIZE", "Encoder", "NatureCNN"]
 
 OBS_SIZE = 84
 
@@ -33,7 +33,7 @@ def _torch() -> Any:
         raise ImportError(msg) from ex
 
 
-def NatureCNN(embed_dim: int = 256) -> Any:  # noqa: N802 - a network factory, named like a class
+def NatureCNN(embed_dim: int = 256) -> Any:
     """The Nature-DQN convolutional trunk for 3×84×84 inputs, ending in ``embed_dim`` features."""
     nn = _torch().nn
     return nn.Sequential(
@@ -117,7 +117,9 @@ class Encoder:
             model = factory(**self.network_kwargs)
             torch.random.set_rng_state(gen_state)
             if self.weights:
-                model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
+                model.load_state_dict(
+                    torch.load(self.weights, map_location="cpu", weights_only=True)
+                )
             self._model = model.to(dev).eval()
             self._device = dev
 

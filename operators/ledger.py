@@ -72,7 +72,10 @@ class Ledger:
     def counts(self) -> dict[str, int]:
         """``{"captured", "in_flight", "processed", "duplicate", "cached", "dropped", "failed"}``."""
         with self._lock:
-            out = {"captured": self._captured, "in_flight": sum(len(s) for s in self._open.values())}
+            out = {
+                "captured": self._captured,
+                "in_flight": sum(len(s) for s in self._open.values()),
+            }
             for s in Status:
                 out[s.value] = self._status[s.value]
             return out

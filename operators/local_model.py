@@ -9,9 +9,9 @@ segmentation and connected components. Runs offline, no GPU, no server.
 from __future__ import annotations
 
 import re
-import unicodedata
 import threading
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -120,11 +120,16 @@ class LocalVisionBackend:
             if crop.size == 0:
                 continue
             scale = self.ocr_height / crop.shape[0]
-            crop = cv2.resize(crop, (max(int(crop.shape[1] * scale), 8), self.ocr_height),
-                              interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+            crop = cv2.resize(
+                crop,
+                (max(int(crop.shape[1] * scale), 8), self.ocr_height),
+                interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA,
+            )
             crops.append(np.ascontiguousarray(crop[..., ::-1]))  # the recogniser wants BGR
             keys.append(key)
-        out: dict[str, int | None] = {k: None for k in ("health", "armor", "ammo", "ammo_reserve", "money")}
+        out: dict[str, int | None] = {
+            k: None for k in ("health", "armor", "ammo", "ammo_reserve", "money")
+        }
         if crops:
             texts, _elapsed = self._recognizer()(crops)
             for key, (text, _score) in zip(keys, texts, strict=True):

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import bytewax.operators as op
 from bytewax.dataflow import operator
@@ -56,7 +56,9 @@ class _Slot:
 class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
     """Per-stream re-sequencing state; usable without a flow for tests."""
 
-    def __init__(self, policy: OrderPolicy, metrics: OrderMetrics, clock: Clock = time.time) -> None:
+    def __init__(
+        self, policy: OrderPolicy, metrics: OrderMetrics, clock: Clock = time.time
+    ) -> None:
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
@@ -79,7 +81,7 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
 
     def notify_at(self) -> datetime | None:
         due = self._head_deadline()
-        return None if due is None else datetime.fromtimestamp(due, tz=timezone.utc)
+        return None if due is None else datetime.fromtimestamp(due, tz=UTC)
 
     def snapshot(self) -> None:
         return None
@@ -103,14 +105,18 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         elif isinstance(part, Encoded):
             slot.encoded = part
         else:
-            msg = f"order_by_seq got {type(part).__name__}; expected VisionResult, Encoded or Outcome"
+            msg = (
+                f"order_by_seq got {type(part).__name__}; expected VisionResult, Encoded or Outcome"
+            )
             raise TypeError(msg)
 
     def _head_deadline(self) -> float | None:
         if not self.slots:
             return None
         head = self.slots.get(self.next_seq)
-        since = head.first_seen if head is not None else min(s.first_seen for s in self.slots.values())
+        since = (
+            head.first_seen if head is not None else min(s.first_seen for s in self.slots.values())
+        )
         return since + self.policy.gap_deadline_ms / 1000.0
 
     def drain(self, now: float, final: bool = False) -> list[Observation | Outcome]:
@@ -136,7 +142,9 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         if slot is None:
             detail, captured = "no part of this frame arrived", 0.0
         else:
-            have = [n for n, v in (("vision", slot.vision), ("encoder", slot.encoded)) if v is not None]
+            have = [
+                n for n, v in (("vision", slot.vision), ("encoder", slot.encoded)) if v is not None
+            ]
             detail = f"only the {' and '.join(have)} half arrived"
             captured = slot.encoded.captured_at if slot.encoded else 0.0
         reason = "eof" if final else "timeout"
@@ -188,10 +196,22 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
             )
         if isinstance(ref, Outcome):
             # The kept frame was dropped or failed: its copies end the same way.
-            return Outcome(o.stream_id, o.seq, ref.status, o.captured_at, reason=ref.reason,
-                           detail=f"{o.status.value} of seq {o.of}, which ended {ref.label}")
-        return Outcome(o.stream_id, o.seq, Status.FAILED, o.captured_at, reason="reference_lost",
-                       detail=f"{o.status.value} of seq {o.of}, whose result is no longer kept")
+            return Outcome(
+                o.stream_id,
+                o.seq,
+                ref.status,
+                o.captured_at,
+                reason=ref.reason,
+                detail=f"{o.status.value} of seq {o.of}, which ended {ref.label}",
+            )
+        return Outcome(
+            o.stream_id,
+            o.seq,
+            Status.FAILED,
+            o.captured_at,
+            reason="reference_lost",
+            detail=f"{o.status.value} of seq {o.of}, whose result is no longer kept",
+        )
 
     def _remember(self, seq: int, item: Observation | Outcome) -> None:
         self.kept[seq] = item

@@ -43,7 +43,7 @@ def choice(enum: type[Enum], value: object, key: str) -> Any:
     try:
         return enum(value)
     except ValueError:
-        valid = ", ".join(repr(m.value) for m in enum)  # type: ignore[var-annotated]
+        valid = ", ".join(repr(m.value) for m in enum)
         msg = f"{key} = {value!r} is not valid; expected one of {valid}"
         raise ConfigError(msg) from None
 
@@ -84,7 +84,9 @@ class Detection:
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.x0 <= self.x1 <= 1.0 and 0.0 <= self.y0 <= self.y1 <= 1.0):
-            msg = f"Detection box must satisfy 0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1; got {self}"
+            msg = (
+                f"Detection box must satisfy 0 <= x0 <= x1 <= 1 and 0 <= y0 <= y1 <= 1; got {self}"
+            )
             raise ValueError(msg)
 
     @property
@@ -251,7 +253,9 @@ class VisionResult:
         raw: str = "",
     ) -> VisionResult:
         if not isinstance(data, dict):
-            raise VisionError("parse", f"expected a JSON object, got {type(data).__name__}: {raw[:500]!r}")
+            raise VisionError(
+                "parse", f"expected a JSON object, got {type(data).__name__}: {raw[:500]!r}"
+            )
 
         def num(key: str) -> int | None:
             v = data.get(key)
@@ -266,12 +270,14 @@ class VisionResult:
         try:
             scene = Scene(data.get("scene", "unknown"))
         except ValueError:
-            raise VisionError("parse", f"scene={data.get('scene')!r} unknown: {raw[:500]!r}") from None
+            raise VisionError(
+                "parse", f"scene={data.get('scene')!r} unknown: {raw[:500]!r}"
+            ) from None
         enemies = []
         for e in data.get("enemies") or ():
             try:
-                box = [min(max(float(e[k]), 0.0), 1.0) for k in ("x0", "y0", "x1", "y1")]
-                enemies.append(Detection(*box, score=float(e.get("score", 1.0))))
+                x0, y0, x1, y1 = (min(max(float(e[k]), 0.0), 1.0) for k in ("x0", "y0", "x1", "y1"))
+                enemies.append(Detection(x0, y0, x1, y1, score=float(e.get("score", 1.0))))
             except (KeyError, TypeError, ValueError) as ex:
                 raise VisionError("parse", f"bad enemy {e!r} ({ex}): {raw[:500]!r}") from ex
         return cls(
@@ -332,11 +338,25 @@ class Outcome:
 
     @classmethod
     def failed(cls, frame: Frame, reason: str, detail: str = "") -> Outcome:
-        return cls(frame.stream_id, frame.seq, Status.FAILED, frame.captured_at, reason=reason, detail=detail)
+        return cls(
+            frame.stream_id,
+            frame.seq,
+            Status.FAILED,
+            frame.captured_at,
+            reason=reason,
+            detail=detail,
+        )
 
     @classmethod
     def dropped(cls, frame: Frame, reason: str, detail: str = "") -> Outcome:
-        return cls(frame.stream_id, frame.seq, Status.DROPPED, frame.captured_at, reason=reason, detail=detail)
+        return cls(
+            frame.stream_id,
+            frame.seq,
+            Status.DROPPED,
+            frame.captured_at,
+            reason=reason,
+            detail=detail,
+        )
 
     @classmethod
     def duplicate(cls, frame: Frame, of: int) -> Outcome:

@@ -114,7 +114,9 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             out.extend(self._pump())
         for frame, _sent in self.inflight.values():
             out.append(Outcome.failed(frame, "timeout", "still in flight when the stream ended"))
-        out.extend(Outcome.dropped(f, "shutdown", "no slot before the stream ended") for f in self.pending)
+        out.extend(
+            Outcome.dropped(f, "shutdown", "no slot before the stream ended") for f in self.pending
+        )
         self.inflight.clear()
         self.pending.clear()
         return out, StatefulBatchLogic.RETAIN
@@ -144,19 +146,25 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
                 del self.inflight[fut]
                 self.abandoned.add(fut)
                 st.metrics.failed += 1
-                out.append(Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms"))
+                out.append(
+                    Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
+                )
         # Staleness and backlog policies on the waiting queue.
         budget = pol.staleness_ms / 1000.0
         if budget > 0 and self.pending and now - self.pending[0].captured_at > budget:
             keep: deque[Frame] = deque()
             for f in self.pending:
                 if now - f.captured_at > budget:
-                    out.append(Outcome.dropped(f, "stale", f"waited {(now - f.captured_at) * 1000:.0f} ms"))
+                    out.append(
+                        Outcome.dropped(f, "stale", f"waited {(now - f.captured_at) * 1000:.0f} ms")
+                    )
                 else:
                     keep.append(f)
             self.pending = keep
         while len(self.pending) > pol.max_pending:
-            out.append(Outcome.dropped(self.pending.popleft(), "backlog", f"queue over {pol.max_pending}"))
+            out.append(
+                Outcome.dropped(self.pending.popleft(), "backlog", f"queue over {pol.max_pending}")
+            )
         sent_newest = False
         while self.pending and st.pool.try_acquire():
             f = self.pending.pop() if pol.order is ServeOrder.NEWEST else self.pending.popleft()
@@ -167,12 +175,16 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
         if sent_newest:
             # Newest-first: frames older than the ones just sent would only hold
             # the ordered output back until they went stale; drop them now.
-            out.extend(Outcome.dropped(f, "superseded", "a newer frame took the free slot")
-                       for f in self.pending)
+            out.extend(
+                Outcome.dropped(f, "superseded", "a newer frame took the free slot")
+                for f in self.pending
+            )
             self.pending.clear()
         return out
 
-    def _harvest(self, fut: Future[tuple[VisionResult, float]], frame: Frame) -> VisionResult | Outcome:
+    def _harvest(
+        self, fut: Future[tuple[VisionResult, float]], frame: Frame
+    ) -> VisionResult | Outcome:
         m = self.stage.metrics
         try:
             result, ms = fut.result()
@@ -180,8 +192,12 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             m.failed += 1
             return Outcome.failed(frame, ex.reason, ex.detail)
         except Exception as ex:  # a backend bug must not stop the flow
-            logger.exception("vision backend %s failed on %s#%s", self.stage.backend.name,
-                             frame.stream_id, frame.seq)
+            logger.exception(
+                "vision backend %s failed on %s#%s",
+                self.stage.backend.name,
+                frame.stream_id,
+                frame.seq,
+            )
             m.failed += 1
             return Outcome.failed(frame, "error", f"{type(ex).__name__}: {ex}")
         if not isinstance(result, VisionResult) or (result.stream_id, result.seq) != (
@@ -189,7 +205,9 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             frame.seq,
         ):
             m.failed += 1
-            return Outcome.failed(frame, "error", f"backend returned {result!r} for seq {frame.seq}")
+            return Outcome.failed(
+                frame, "error", f"backend returned {result!r} for seq {frame.seq}"
+            )
         m.completed += 1
         m.latency_ms.append(ms)
         return result

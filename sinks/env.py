@@ -84,11 +84,13 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self.cfg = cfg
         self.render_mode = render_mode
         self.max_wait_ms = cfg.env.max_wait_ms if max_wait_ms is None else float(max_wait_ms)
-        self.max_episode_steps = cfg.env.max_episode_steps if max_episode_steps is None else max_episode_steps
+        self.max_episode_steps = (
+            cfg.env.max_episode_steps if max_episode_steps is None else max_episode_steps
+        )
         self.reward_fn = resolve("env.reward", cfg.env.reward)
         self._stream_id = stream_id
         self.action_space = spaces.MultiDiscrete([3, 5, 10, 8])
-        self.observation_space = spaces.Dict(
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "visual": spaces.Box(0, 255, (OBS_SIZE, OBS_SIZE, 3), np.uint8),
                 "numerical": spaces.Box(-np.inf, np.inf, (10,), np.float32),
@@ -162,8 +164,10 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         obs = p.store.wait_for(self.stream_id, min_seq, timeout)
         if obs is None:
             err = f"; dataflow error: {p.error}" if p.error else ""
-            msg = (f"no observation of {self.stream_id!r} within {timeout} s after reset "
-                   f"(ledger: {p.ledger.counts()}, reasons: {p.ledger.reasons()}){err}")
+            msg = (
+                f"no observation of {self.stream_id!r} within {timeout} s after reset "
+                f"(ledger: {p.ledger.counts()}, reasons: {p.ledger.reasons()}){err}"
+            )
             raise RuntimeError(msg)
         self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
         return self._to_obs(obs), self._info(obs, min_seq)
@@ -180,7 +184,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         action_seq: int | None = None
         if control is not None:
             action_seq = control.last_seq + 1  # the first frame that can show this action
-            ticket = control.act(action)
+            ticket = control.act([int(a) for a in action])
             if self.max_wait_ms > 0:
                 deadline = time.monotonic() + self.max_wait_ms / 1000.0
                 applied = control.wait_applied(ticket, self.max_wait_ms / 1000.0)
@@ -195,7 +199,13 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self._last = obs
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
-        return self._to_obs(obs), float(reward), bool(terminated), bool(truncated), self._info(obs, action_seq)
+        return (
+            self._to_obs(obs),
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            self._info(obs, action_seq),
+        )
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

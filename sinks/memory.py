@@ -12,7 +12,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 

@@ -44,5 +44,7 @@ def frames() -> list[Frame]:
     return out
 
 
-def solid(seq: int, value: int = 0, stream: str = "s", shape: tuple[int, ...] = (90, 160, 3)) -> Frame:
+def solid(
+    seq: int, value: int = 0, stream: str = "s", shape: tuple[int, ...] = (90, 160, 3)
+) -> Frame:
     return Frame(stream, seq, time.time(), np.full(shape, value, np.uint8))

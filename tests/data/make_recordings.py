@@ -38,9 +38,9 @@ def make_arena_small(out: Path) -> None:
     with RecordingWriter(out) as writer:
         for seq, action in enumerate(SCRIPT):
             arena.step(action)
-            writer.write(Frame("arena_small", seq, 1_700_000_000.0 + seq / 30, arena.render(), arena.truth()))
-
-
+            writer.write(
+                Frame("arena_small", seq, 1_700_000_000.0 + seq / 30, arena.render(), arena.truth())
+            )
 
 
 def make_expected(recording: Path) -> None:

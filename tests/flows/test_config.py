@@ -17,15 +17,27 @@ def test_default_config_loads_into_frozen_dataclasses():
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"vision": {"max_in_fligt": 3}}, r"unknown config key 'vision.max_in_fligt'.*max_in_flight"),
+        (
+            {"vision": {"max_in_fligt": 3}},
+            r"unknown config key 'vision.max_in_fligt'.*max_in_flight",
+        ),
         ({"visoin": {}}, r"unknown config key 'visoin'.*capture, dedup, vision"),
         ({"vision": {"order": "sideways"}}, r"vision.order = 'sideways'.*'newest', 'oldest'"),
         ({"vision": {"max_in_flight": "many"}}, r"'vision.max_in_flight' must be an integer"),
-        ({"vision": {"backend": "gpt-9"}}, r"vision.backend = 'gpt-9' is not a known stage.*'local'"),
+        (
+            {"vision": {"backend": "gpt-9"}},
+            r"vision.backend = 'gpt-9' is not a known stage.*'local'",
+        ),
         ({"vision": {"backend": "nowhere.mod:Thing"}}, r"cannot be imported"),
-        ({"capture": {"options": {"fsp": 10}}}, r"capture.source.options.fsp is not an option.*fps"),
+        (
+            {"capture": {"options": {"fsp": 10}}},
+            r"capture.source.options.fsp is not an option.*fps",
+        ),
         ({"capture": {"options": {"ledger": 1}}}, r"set by framewax itself"),
-        ({"capture": {"source": "replay", "options": {"paths": ["/nope"]}}}, r"not a recorded stream"),
+        (
+            {"capture": {"source": "replay", "options": {"paths": ["/nope"]}}},
+            r"not a recorded stream",
+        ),
         ({"batch": {"options": {"device": "tpu"}}}, r"device = 'tpu'.*'auto', 'cpu', 'cuda'"),
         ({"dedup": {"options": {"threshold": -1}}}, r"threshold must be >= 0"),
     ],
@@ -37,10 +49,15 @@ def test_bad_config_fails_when_the_flow_is_built(overrides, match):
 
 def test_module_attr_stage_and_toml_file(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[vision]\nbackend = "operators.local_model:LocalVisionBackend"\n[capture.options]\nframes = 3\n')
+    path.write_text(
+        '[vision]\nbackend = "operators.local_model:LocalVisionBackend"\n[capture.options]\nframes = 3\n'
+    )
     flow = build_flow(str(path))
     rt = runtime_of(flow)
-    assert type(rt.backend).__name__ == "LocalVisionBackend" and rt.config.capture.options["frames"] == 3
+    assert (
+        type(rt.backend).__name__ == "LocalVisionBackend"
+        and rt.config.capture.options["frames"] == 3
+    )
 
 
 def test_missing_or_invalid_file_is_a_clear_error(tmp_path):

@@ -17,7 +17,12 @@ def _run(target, tmp_path, config_text):
     env = dict(os.environ, FRAMEWAX_CONFIG=str(cfg), FRAMEWAX_SUMMARY=str(summary))
     proc = subprocess.run(
         [sys.executable, "-m", "bytewax.run", target.replace("CFG", str(cfg))],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(summary.read_text()), proc.stderr
@@ -55,8 +60,12 @@ def test_main_job_rejects_a_bad_config(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[vision]\nbackend = "gpt-9"\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "bytewax.run", "flows.vision"], cwd=ROOT,
-        env=dict(os.environ, FRAMEWAX_CONFIG=str(cfg)), capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "bytewax.run", "flows.vision"],
+        cwd=ROOT,
+        env=dict(os.environ, FRAMEWAX_CONFIG=str(cfg)),
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert proc.returncode != 0

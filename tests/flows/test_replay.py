@@ -78,7 +78,9 @@ def test_damaged_recording_delivers_frames_before_the_damage(tmp_path):
         name = json.loads(line)["file"]
         (rec / name).write_bytes((ARENA_SMALL / name).read_bytes())
     (rec / json.loads(lines[2])["file"]).write_bytes(b"not a png")  # undecodable frame
-    (rec / "index.jsonl").write_text("\n".join(lines[:5]) + '\n{"seq": 5, "file": "000')  # truncated
+    (rec / "index.jsonl").write_text(
+        "\n".join(lines[:5]) + '\n{"seq": 5, "file": "000'
+    )  # truncated
     over = replay_overrides()
     over["capture"]["options"]["paths"] = [str(rec)]
     pipeline = Pipeline(overrides=over)

@@ -1,11 +1,18 @@
+import bytewax.operators as op
 import numpy as np
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-import bytewax.operators as op
 from operators._pool import BoundedPool
-from operators.batching import BatchMetrics, WindowPolicy, _Stage, _WindowLogic, batch_encode, encode_frames
+from operators.batching import (
+    BatchMetrics,
+    WindowPolicy,
+    _Stage,
+    _WindowLogic,
+    batch_encode,
+    encode_frames,
+)
 from operators.encoder import Encoder
 from operators.types import Encoded, Frame, Outcome
 from tests.conftest import solid
@@ -30,7 +37,9 @@ class CountingEncoder:
 
 
 def _logic(policy, clock, encoder=None):
-    stage = _Stage("encode", encoder or CountingEncoder(), policy, BoundedPool("t", 1), BatchMetrics(), clock)
+    stage = _Stage(
+        "encode", encoder or CountingEncoder(), policy, BoundedPool("t", 1), BatchMetrics(), clock
+    )
     return _WindowLogic(stage)
 
 
@@ -82,7 +91,9 @@ def test_batched_output_equals_per_frame_output(frames):
     assert metrics.sizes == [4, 4, 4]
     for e, f in zip(got, frames, strict=True):
         visual, emb = encoder.encode([f.image])
-        assert isinstance(e, Encoded) and e.visual.shape == (84, 84, 3) and e.visual.dtype == np.uint8
+        assert (
+            isinstance(e, Encoded) and e.visual.shape == (84, 84, 3) and e.visual.dtype == np.uint8
+        )
         np.testing.assert_allclose(e.embedding, emb[0], rtol=1e-4, atol=1e-5)
         assert np.abs(e.visual.astype(int) - visual[0].astype(int)).max() <= 1
 
@@ -101,7 +112,9 @@ def test_encoder_returning_too_few_rows_is_a_clear_failure():
             return v[:-1], e[:-1]
 
     out = encode_frames(Short(), [solid(0), solid(1)], "encode")
-    assert all(isinstance(o, Outcome) and "1 visuals / 1 embeddings for 2 frames" in o.detail for o in out)
+    assert all(
+        isinstance(o, Outcome) and "1 visuals / 1 embeddings for 2 frames" in o.detail for o in out
+    )
 
 
 def test_encoder_config_errors():

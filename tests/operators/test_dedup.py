@@ -1,9 +1,9 @@
+import bytewax.operators as op
 import cv2
 import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-import bytewax.operators as op
 from operators.arena import Arena
 from operators.dedup import ThumbnailDetector, dedup
 from operators.types import Frame, Outcome, Status
@@ -36,14 +36,18 @@ def test_identical_frames_are_duplicates_of_the_kept_one():
     frames = [Frame("s", i, float(i), a.copy()) for i in range(4)]
     kept, skipped = _run(frames)
     assert [f.seq for f in kept] == [0]
-    assert [(o.seq, o.status, o.of) for o in skipped] == [(i, Status.DUPLICATE, 0) for i in (1, 2, 3)]
+    assert [(o.seq, o.status, o.of) for o in skipped] == [
+        (i, Status.DUPLICATE, 0) for i in (1, 2, 3)
+    ]
 
 
 def test_hud_digit_change_is_never_a_duplicate():
     a, b = _hud_frames()
     det = ThumbnailDetector()
     assert not det.same(det.signature(a), det.signature(b))
-    kept, skipped = _run([Frame("s", 0, 0.0, a), Frame("s", 1, 0.1, b), Frame("s", 2, 0.2, b.copy())])
+    kept, skipped = _run(
+        [Frame("s", 0, 0.0, a), Frame("s", 1, 0.1, b), Frame("s", 2, 0.2, b.copy())]
+    )
     assert [f.seq for f in kept] == [0, 1]
     assert [(o.seq, o.of) for o in skipped] == [(2, 1)]
 
@@ -68,8 +72,10 @@ def test_bad_frames_fail_and_the_rest_flow_on():
     ]
     kept, skipped = _run(frames)
     assert [f.seq for f in kept] == [1]
-    assert [(o.seq, o.status, o.reason) for o in skipped] == [(0, Status.FAILED, "capture"),
-                                                               (2, Status.FAILED, "capture")]
+    assert [(o.seq, o.status, o.reason) for o in skipped] == [
+        (0, Status.FAILED, "capture"),
+        (2, Status.FAILED, "capture"),
+    ]
     assert "cannot decode" in skipped[1].detail
 
 
@@ -81,7 +87,11 @@ def test_state_is_per_stream_with_two_workers():
     kept, skipped = _run(frames, workers=2)
     assert sorted((f.stream_id, f.seq) for f in kept) == [("s1", 0), ("s2", 0)]
     assert sorted((o.stream_id, o.seq, o.of) for o in skipped) == [
-        ("s1", 1, 0), ("s1", 2, 0), ("s2", 1, 0), ("s2", 2, 0)]
+        ("s1", 1, 0),
+        ("s1", 2, 0),
+        ("s2", 1, 0),
+        ("s2", 2, 0),
+    ]
     assert all(isinstance(o, Outcome) for o in skipped)
 
 

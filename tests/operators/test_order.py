@@ -1,10 +1,10 @@
+import bytewax.operators as op
 import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bytewax.operators as op
 from operators.order import OrderLogic, OrderMetrics, OrderPolicy, order_by_seq
 from operators.types import Encoded, Observation, Outcome, Status, VisionResult
 
@@ -54,11 +54,19 @@ def test_any_interleaving_yields_every_seq_once_in_order(parts, chunk):
     assert [o.seq for o in out] == list(range(n))
     for o in out:
         if o.seq % 4 == 0:
-            assert isinstance(o, Observation) and o.status is Status.PROCESSED and o.vision.health == o.seq
+            assert (
+                isinstance(o, Observation)
+                and o.status is Status.PROCESSED
+                and o.vision.health == o.seq
+            )
         elif o.seq % 4 == 1:
             # a duplicate reuses the kept frame's result, keeps its own provenance
             assert isinstance(o, Observation) and o.status is Status.DUPLICATE
-            assert o.source_seq == o.seq - 1 and o.vision.health == o.seq - 1 and o.captured_at == o.seq
+            assert (
+                o.source_seq == o.seq - 1
+                and o.vision.health == o.seq - 1
+                and o.captured_at == o.seq
+            )
         elif o.seq % 4 == 2:
             assert o.label == "dropped(stale)"
         else:
@@ -83,8 +91,12 @@ def test_gap_deadline_emits_failed_timeout_and_moves_on():
 
 def test_duplicate_of_a_dropped_frame_ends_the_same_way():
     logic = OrderLogic(OrderPolicy(), OrderMetrics(), FakeClock())
-    out, _ = logic.on_batch([Outcome("s", 0, Status.DROPPED, 0.0, reason="stale"),
-                             Outcome("s", 1, Status.DUPLICATE, 1.0, of=0)])
+    out, _ = logic.on_batch(
+        [
+            Outcome("s", 0, Status.DROPPED, 0.0, reason="stale"),
+            Outcome("s", 1, Status.DUPLICATE, 1.0, of=0),
+        ]
+    )
     assert [o.label for o in out] == ["dropped(stale)", "dropped(stale)"]
     assert "duplicate of seq 0" in out[1].detail
 

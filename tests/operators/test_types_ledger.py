@@ -23,7 +23,10 @@ def test_frame_validation_and_image_errors():
     assert Frame("s", 0, 0.0, np.zeros((8, 8, 3), np.uint8)).image_error() is None
     assert "dtype" in Frame("s", 0, 0.0, np.zeros((8, 8, 3), np.float32)).image_error()
     assert "shape" in Frame("s", 0, 0.0, np.zeros((8, 8), np.uint8)).image_error()
-    assert Frame("s", 0, 0.0, np.zeros((0, 0, 3), np.uint8), error="bad file").image_error() == "bad file"
+    assert (
+        Frame("s", 0, 0.0, np.zeros((0, 0, 3), np.uint8), error="bad file").image_error()
+        == "bad file"
+    )
 
 
 def test_ledger_balances_and_catches_double_resolution():
@@ -45,15 +48,31 @@ def test_ledger_balances_and_catches_double_resolution():
 
 
 def test_vision_result_parses_structured_output():
-    text = json.dumps({"health": 87, "armor": 0, "ammo": 27, "ammo_reserve": 90, "money": 800,
-                       "scene": "gameplay", "enemies": [{"x0": 0.1, "y0": 0.2, "x1": 0.3, "y1": 0.5}]})
+    text = json.dumps(
+        {
+            "health": 87,
+            "armor": 0,
+            "ammo": 27,
+            "ammo_reserve": 90,
+            "money": 800,
+            "scene": "gameplay",
+            "enemies": [{"x0": 0.1, "y0": 0.2, "x1": 0.3, "y1": 0.5}],
+        }
+    )
     r = VisionResult.from_json(text, stream_id="s", seq=3, backend="t")
     assert (r.health, r.ammo, r.scene, len(r.enemies)) == (87, 27, Scene.GAMEPLAY, 1)
 
 
 @pytest.mark.parametrize(
     "text",
-    ["The player has 87 health.", "", "{not json", "[1, 2]", '{"health": "lots"}', '{"scene": "beach"}'],
+    [
+        "The player has 87 health.",
+        "",
+        "{not json",
+        "[1, 2]",
+        '{"health": "lots"}',
+        '{"scene": "beach"}',
+    ],
 )
 def test_vision_result_rejects_bad_output_keeping_raw_text(text):
     with pytest.raises(VisionError) as info:

@@ -1,10 +1,10 @@
 import threading
 import time
 
+import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-import bytewax.operators as op
 from operators._pool import BoundedPool
 from operators.errors import VisionError
 from operators.local_model import LocalVisionBackend, parse_hud_text
@@ -67,20 +67,32 @@ def test_every_frame_gets_one_result_with_many_in_flight():
 
 def test_failures_become_outcomes_and_the_flow_goes_on():
     backend = SleepyBackend(delay=0.0, fail={2}, crash={4})
-    got, _, metrics = _run([solid(i) for i in range(6)], backend,
-                           VisionPolicy(max_in_flight=2, staleness_ms=0))
+    got, _, metrics = _run(
+        [solid(i) for i in range(6)], backend, VisionPolicy(max_in_flight=2, staleness_ms=0)
+    )
     by_seq = {r.seq: r for r in got}
     assert sorted(by_seq) == list(range(6))
-    assert isinstance(by_seq[2], Outcome) and by_seq[2].reason == "parse" and "prose" in by_seq[2].detail
-    assert isinstance(by_seq[4], Outcome) and by_seq[4].reason == "error" and "backend bug" in by_seq[4].detail
+    assert (
+        isinstance(by_seq[2], Outcome)
+        and by_seq[2].reason == "parse"
+        and "prose" in by_seq[2].detail
+    )
+    assert (
+        isinstance(by_seq[4], Outcome)
+        and by_seq[4].reason == "error"
+        and "backend bug" in by_seq[4].detail
+    )
     assert all(isinstance(by_seq[i], VisionResult) for i in (0, 1, 3, 5))
     assert metrics.failed == 2
 
 
 def test_stale_frames_are_dropped_not_sent():
     old = [Frame("s", i, time.time() - 10.0, solid(i).image) for i in range(3)]
-    got, _, metrics = _run(old + [solid(3)], SleepyBackend(delay=0.0),
-                           VisionPolicy(max_in_flight=1, staleness_ms=1000, order=ServeOrder.OLDEST))
+    got, _, metrics = _run(
+        [*old, solid(3)],
+        SleepyBackend(delay=0.0),
+        VisionPolicy(max_in_flight=1, staleness_ms=1000, order=ServeOrder.OLDEST),
+    )
     by_seq = {r.seq: r for r in got}
     assert [by_seq[i].label for i in range(3)] == ["dropped(stale)"] * 3
     assert isinstance(by_seq[3], VisionResult)
@@ -89,25 +101,39 @@ def test_stale_frames_are_dropped_not_sent():
 
 def test_newest_first_supersedes_older_waiting_frames():
     frames = [solid(i) for i in range(10)]
-    got, _, _ = _run(frames, SleepyBackend(delay=0.02),
-                     VisionPolicy(max_in_flight=1, staleness_ms=0, order=ServeOrder.NEWEST))
+    got, _, _ = _run(
+        frames,
+        SleepyBackend(delay=0.02),
+        VisionPolicy(max_in_flight=1, staleness_ms=0, order=ServeOrder.NEWEST),
+    )
     assert sorted(r.seq for r in got) == list(range(10))
     results = [r.seq for r in got if isinstance(r, VisionResult)]
     assert 9 in results  # the newest frame is always served
-    assert all(r.status is Status.DROPPED and r.reason == "superseded" for r in got if isinstance(r, Outcome))
+    assert all(
+        r.status is Status.DROPPED and r.reason == "superseded"
+        for r in got
+        if isinstance(r, Outcome)
+    )
 
 
 def test_call_deadline_fails_slow_calls():
-    got, _, _ = _run([solid(0)], SleepyBackend(delay=0.3),
-                     VisionPolicy(max_in_flight=1, staleness_ms=0, deadline_ms=50))
+    got, _, _ = _run(
+        [solid(0)],
+        SleepyBackend(delay=0.3),
+        VisionPolicy(max_in_flight=1, staleness_ms=0, deadline_ms=50),
+    )
     assert [r.label for r in got] == ["failed(timeout)"]
 
 
 def test_two_workers_share_the_in_flight_bound():
     frames = [solid(i, stream=f"s{i % 3}") for i in range(18)]
     backend = SleepyBackend(delay=0.03)
-    got, pool, _ = _run(frames, backend, VisionPolicy(max_in_flight=3, staleness_ms=0,
-                                                       order=ServeOrder.OLDEST, max_pending=100), workers=2)
+    got, _pool, _ = _run(
+        frames,
+        backend,
+        VisionPolicy(max_in_flight=3, staleness_ms=0, order=ServeOrder.OLDEST, max_pending=100),
+        workers=2,
+    )
     assert sorted((r.stream_id, r.seq) for r in got) == sorted((f.stream_id, f.seq) for f in frames)
     assert backend.peak <= 3
 

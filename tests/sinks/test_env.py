@@ -8,8 +8,10 @@ from gymnasium.utils.env_checker import check_env
 import sinks
 from sinks.env import VisionPipelineEnv
 
-SMALL = {"capture": {"options": {"width": 320, "height": 180, "fps": 30.0}},
-         "batch": {"options": {"device": "cpu", "threads": 1}}}
+SMALL = {
+    "capture": {"options": {"width": 320, "height": 180, "fps": 30.0}},
+    "batch": {"options": {"device": "cpu", "threads": 1}},
+}
 
 
 def _framewax_threads():
@@ -33,12 +35,16 @@ def test_step_returns_freshest_observation_with_provenance():
         assert info["seq"] >= info["action_seq"]
         seqs = []
         for _ in range(30):
-            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            obs, _reward, terminated, truncated, info = env.step(env.action_space.sample())
             assert obs in env.observation_space
             assert {"seq", "age_ms", "captured_at", "stale", "ledger"} <= set(info)
             assert info["age_ms"] >= 0
             c = info["ledger"]
-            assert c["captured"] == sum(c[k] for k in ("processed", "duplicate", "cached", "dropped", "failed")) + c["in_flight"]
+            assert (
+                c["captured"]
+                == sum(c[k] for k in ("processed", "duplicate", "cached", "dropped", "failed"))
+                + c["in_flight"]
+            )
             seqs.append(info["seq"])
             if terminated or truncated:
                 break

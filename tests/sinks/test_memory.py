@@ -8,8 +8,16 @@ from sinks.memory import ObservationStore
 
 
 def obs(seq, stream="s"):
-    return Observation(stream, seq, time.time(), Status.PROCESSED, seq, VisionResult(stream, seq),
-                       np.zeros((84, 84, 3), np.uint8), np.zeros(4, np.float32))
+    return Observation(
+        stream,
+        seq,
+        time.time(),
+        Status.PROCESSED,
+        seq,
+        VisionResult(stream, seq),
+        np.zeros((84, 84, 3), np.uint8),
+        np.zeros(4, np.float32),
+    )
 
 
 def test_latest_history_and_callbacks():
