@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operators.encoder import Encoder  # noqa: E402
+from operators.encoder import Encoder
 
 
 def main() -> None:

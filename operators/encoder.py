@@ -89,8 +89,14 @@ class Encoder:
 
     @property
     def device(self) -> str:
+        """The device batches run on (loads the network to find out)."""
         self._load()
         return str(self._device)
+
+    @property
+    def loaded_device(self) -> str:
+        """The device once loaded, else the configured choice (``auto``...); never loads."""
+        return self.device_name if self._device is None else str(self._device)
 
     def _load(self) -> None:
         with self._lock:
