@@ -68,7 +68,9 @@ def test_every_frame_gets_one_result_with_many_in_flight():
 def test_failures_become_outcomes_and_the_flow_goes_on():
     backend = SleepyBackend(delay=0.0, fail={2}, crash={4})
     got, _, metrics = _run(
-        [solid(i) for i in range(6)], backend, VisionPolicy(max_in_flight=2, staleness_ms=0)
+        [solid(i) for i in range(6)],
+        backend,
+        VisionPolicy(max_in_flight=2, staleness_ms=0, order=ServeOrder.OLDEST),
     )
     by_seq = {r.seq: r for r in got}
     assert sorted(by_seq) == list(range(6))
