@@ -23,7 +23,9 @@ from operators.encoder import Encoder
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--frames", type=int, default=256, help="frames encoded per batch size")
@@ -51,18 +53,33 @@ def main() -> None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        rows.append({"batch": size, "frames_per_s": n_batches * size / dt, "ms_per_batch": dt / n_batches * 1000})
+        rows.append(
+            {
+                "batch": size,
+                "frames_per_s": n_batches * size / dt,
+                "ms_per_batch": dt / n_batches * 1000,
+            }
+        )
     base = rows[0]["frames_per_s"]
     for r in rows:
         r["vs_batch_1"] = r["frames_per_s"] / base
-    result = {"device": device, "device_name": name, "torch": torch.__version__,
-              "frame": [args.height, args.width], "rows": rows}
+    result = {
+        "device": device,
+        "device_name": name,
+        "torch": torch.__version__,
+        "frame": [args.height, args.width],
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"device: {device} ({name}), torch {torch.__version__}, frames {args.width}x{args.height}")
+    print(
+        f"device: {device} ({name}), torch {torch.__version__}, frames {args.width}x{args.height}"
+    )
     print("| batch | frames/s | ms/batch | vs batch 1 |\n|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['batch']} | {r['frames_per_s']:.0f} | {r['ms_per_batch']:.2f} | {r['vs_batch_1']:.2f}x |")
+        print(
+            f"| {r['batch']} | {r['frames_per_s']:.0f} | {r['ms_per_batch']:.2f} | {r['vs_batch_1']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

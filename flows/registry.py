@@ -26,6 +26,8 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "vision.backend": {
         "local": "operators.local_model:LocalVisionBackend",
+        "ollama": "operators.vision_http:OllamaBackend",
+        "openai": "operators.vision_http:OpenAIBackend",
     },
     "batch.encoder": {
         "torch": "operators.encoder:Encoder",
@@ -59,6 +61,35 @@ def resolve(key: str, name: str) -> Callable[..., Any]:
     return obj
 
 
+def _parameters(factory: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], bool]:
+    """A factory's keyword parameters; a class whose ``__init__`` passes ``**kwargs`` on
+    to its base gets the base's too. The flag says whether anything is accepted."""
+    try:
+        params = dict(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return {}, True
+    var_kw = [n for n, p in params.items() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    if not var_kw or not inspect.isclass(factory):
+        return params, bool(var_kw)
+    for base in factory.__mro__[1:]:
+        init = base.__dict__.get("__init__")
+        if init is None:
+            continue
+        if base is object:
+            return params, True
+        for n, p in inspect.signature(init).parameters.items():
+            if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD:
+                params.setdefault(n, p)
+        if not any(
+            p.kind is inspect.Parameter.VAR_KEYWORD
+            for p in inspect.signature(init).parameters.values()
+        ):
+            for n in var_kw:
+                params.pop(n, None)
+            return params, False
+    return params, True
+
+
 def build(key: str, name: str, options: Mapping[str, Any], **runtime: Any) -> Any:
     """Resolve ``name`` and call it with ``runtime`` objects plus the user's ``options``.
 
@@ -66,11 +97,7 @@ def build(key: str, name: str, options: Mapping[str, Any], **runtime: Any) -> An
     factory does not accept is a :class:`ConfigError` naming it.
     """
     factory = resolve(key, name)
-    try:
-        params = dict(inspect.signature(factory).parameters)
-    except (TypeError, ValueError):
-        params = {}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    params, takes_any = _parameters(factory)
     accepted = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     kwargs = {k: v for k, v in runtime.items() if takes_any or k in params}
     for opt in options:

@@ -15,15 +15,13 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
 from flows.config import FlowConfig
 from operators._pool import BoundedPool
+from operators._stats import percentiles
 from operators.batching import BatchMetrics
 from operators.capture import ArenaControl
 from operators.ledger import Ledger
@@ -33,17 +31,6 @@ from operators.vision import VisionMetrics
 from sinks.memory import ObservationStore
 
 __all__ = ["Reporter", "Runtime", "percentiles"]
-
-
-def percentiles(
-    values: Sequence[float] | deque[float], qs: Sequence[int] = (50, 99)
-) -> dict[str, float]:
-    """``{"p50": ..., "p99": ..., "mean": ..., "n": ...}`` (NaN-free: zeros when empty)."""
-    arr = np.asarray(list(values), dtype=np.float64)
-    out: dict[str, float] = {f"p{q}": float(np.percentile(arr, q)) if arr.size else 0.0 for q in qs}
-    out["mean"] = float(arr.mean()) if arr.size else 0.0
-    out["n"] = int(arr.size)
-    return out
 
 
 @dataclass
@@ -80,6 +67,8 @@ class Runtime:
         """Stop the pools' threads; the flow must have ended (or be ending)."""
         for pool in self.pools:
             pool.close()
+        if hasattr(self.backend, "close"):
+            self.backend.close()
 
 
 class Reporter:
@@ -205,6 +194,9 @@ class Reporter:
                 "call_ms": percentiles(vm.latency_ms),
                 "queue_wait_ms": percentiles(vm.queue_wait_ms),
                 "peak_in_flight": max((p.peak for p in rt.pools[:1]), default=0),
+                "in_flight": sum(p.in_flight for p in rt.pools[:1]),
+                "failures": dict(vm.failures),
+                **_backend_metrics(rt.backend),
             },
             "batch": {
                 "batches": bm.batches,
@@ -220,6 +212,16 @@ class Reporter:
                 "errors": list(getattr(source, "errors", [])),
             },
         }
+
+
+def _backend_metrics(backend: Any) -> dict[str, Any]:
+    """Per-endpoint numbers of a backend that has them (HTTP backends)."""
+    metrics = getattr(backend, "metrics", None)
+    if not callable(metrics):
+        return {}
+    m = metrics()
+    eps = m.get("endpoints", [])
+    return {"retries": sum(e.get("retries", 0) for e in eps), "endpoints": eps}
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -249,6 +251,13 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  vision ({vis['backend']})      {vis['completed']} calls, p50 {vis['call_ms']['p50']:.1f} ms, "
         f"peak {vis['peak_in_flight']} in flight"
     )
+    for ep in vis.get("endpoints", []):
+        fails = ", ".join(f"{k} {v}" for k, v in sorted(ep["failures"].items())) or "none"
+        lines.append(
+            f"    {ep['url']}: {ep['ok']}/{ep['requests']} ok, {ep['retries']} retries, "
+            f"peak {ep['peak_in_flight']}/{ep['limit']} in flight, breaker {ep['breaker']}, "
+            f"p50 {ep['latency_ms']['p50']:.0f} ms; failures: {fails}"
+        )
     b = s["batch"]
     lines.append(f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}")
     if acc["frames"]:

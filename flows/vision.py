@@ -50,13 +50,26 @@ def build_flow(
         "capture.source", c.source, c.options, ledger=rt.ledger, stop=rt.stop, controls=rt.controls
     )
     detector = build("dedup.detector", d.detector, d.options) if d.enabled else None
-    rt.backend = build("vision.backend", v.backend, v.options)
+    rt.backend = build(
+        "vision.backend",
+        v.backend,
+        v.options,
+        max_in_flight=v.max_in_flight,
+        deadline_ms=v.deadline_ms,
+    )
     rt.encoder = build("batch.encoder", b.encoder, b.options)
     vision_pool = BoundedPool("framewax-vision", v.max_in_flight)
     encode_pool = BoundedPool("framewax-encode", 1)
     rt.pools[:] = [vision_pool, encode_pool]
     vision_policy = VisionPolicy(
-        v.max_in_flight, v.max_pending, v.staleness_ms, v.deadline_ms, v.order
+        v.max_in_flight,
+        v.max_pending,
+        v.staleness_ms,
+        v.deadline_ms,
+        v.order,
+        # A backend that enforces the deadline itself says why a call failed
+        # (drip, retries); the operator's own deadline is the backstop.
+        grace_ms=500.0 if getattr(rt.backend, "enforces_deadline", False) else 0.0,
     )
     window = WindowPolicy(b.max_size, b.timeout_ms, b.max_pending_batches)
 

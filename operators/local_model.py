@@ -168,9 +168,13 @@ class LocalVisionBackend:
         return VisionResult(
             stream_id=frame.stream_id,
             seq=frame.seq,
+            health=hud["health"],
+            armor=hud["armor"],
+            ammo=hud["ammo"],
+            ammo_reserve=hud["ammo_reserve"],
+            money=hud["money"],
             scene=scene,
             enemies=enemies,
             backend=self.name,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
-            **hud,
         )

@@ -191,6 +191,10 @@ class VisionResult:
     enemies: tuple[Detection, ...] = ()
     backend: str = ""
     latency_ms: float = 0.0
+    """Time of the whole call as the backend saw it (encode, transfer, retries, parse)."""
+    model_ms: float = 0.0
+    """The server's own account of the model's time, where it reports one (Ollama's
+    ``total_duration``); 0 when unknown."""
 
     # The fields a model is asked for, as a JSON schema (Ollama ``format`` /
     # OpenAI ``response_format``); boxes are relative coordinates.
@@ -214,10 +218,12 @@ class VisionResult:
                         "y1": {"type": "number"},
                     },
                     "required": ["x0", "y0", "x1", "y1"],
+                    "additionalProperties": False,
                 },
             },
         },
         "required": ["health", "armor", "ammo", "ammo_reserve", "money", "scene", "enemies"],
+        "additionalProperties": False,
     }
 
     def hud(self) -> dict[str, int | None]:

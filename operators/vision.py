@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import bytewax.operators as op
 from bytewax.dataflow import operator
@@ -32,7 +32,14 @@ from operators._pool import BoundedPool, soon
 from operators.errors import StageError
 from operators.types import Frame, Outcome, VisionResult
 
-__all__ = ["ServeOrder", "VisionBackend", "VisionMetrics", "VisionPolicy", "call_vision"]
+__all__ = [
+    "RoutedBackend",
+    "ServeOrder",
+    "VisionBackend",
+    "VisionMetrics",
+    "VisionPolicy",
+    "call_vision",
+]
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -48,6 +55,19 @@ class VisionBackend(Protocol):
     name: str
 
     def infer(self, frame: Frame) -> VisionResult: ...
+
+
+@runtime_checkable
+class RoutedBackend(VisionBackend, Protocol):
+    """A backend with slots of its own (endpoints with limits): the operator reserves
+    one before it sends a frame, so a frame waits here, under the staleness
+    budget, rather than inside the backend. ``reserve`` never blocks; ``None``
+    means no slot is free now. ``infer_on`` ends the lease, whatever happens.
+    """
+
+    def reserve(self) -> Any | None: ...
+
+    def infer_on(self, lease: Any, frame: Frame) -> VisionResult: ...
 
 
 class ServeOrder(str, Enum):
@@ -67,6 +87,9 @@ class VisionPolicy:
     deadline_ms: float = 10000.0
     order: ServeOrder = ServeOrder.NEWEST
     poll_ms: float = 1.0
+    grace_ms: float = 0.0
+    """Extra time past ``deadline_ms`` before the operator gives a call up, for
+    backends that enforce the deadline themselves (and say why they failed)."""
 
 
 @dataclass
@@ -76,13 +99,18 @@ class VisionMetrics:
     submitted: int = 0
     completed: int = 0
     failed: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
 
 
-def _timed_infer(backend: VisionBackend, frame: Frame) -> tuple[VisionResult, float]:
+def _timed_infer(
+    backend: VisionBackend, frame: Frame, lease: Any = None
+) -> tuple[VisionResult, float]:
     t0 = time.perf_counter()
-    result = backend.infer(frame)
+    if lease is None:
+        return backend.infer(frame), (time.perf_counter() - t0) * 1000.0
+    result = backend.infer_on(lease, frame)  # type: ignore[attr-defined]
     return result, (time.perf_counter() - t0) * 1000.0
 
 
@@ -141,11 +169,12 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
                 del self.inflight[fut]
                 st.pool.release()
                 out.append(self._harvest(fut, frame))
-            elif (now - sent) * 1000.0 > pol.deadline_ms:
+            elif (now - sent) * 1000.0 > pol.deadline_ms + pol.grace_ms:
                 # The thread cannot be killed; its slot stays taken until it ends.
                 del self.inflight[fut]
                 self.abandoned.add(fut)
                 st.metrics.failed += 1
+                st.metrics.failures["timeout"] += 1
                 out.append(
                     Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
                 )
@@ -167,10 +196,16 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             )
         sent_newest = False
         while self.pending and st.pool.try_acquire():
+            lease = None
+            if st.routed:
+                lease = st.backend.reserve()  # type: ignore[attr-defined]
+                if lease is None:  # every endpoint is full: wait here, under the budget
+                    st.pool.release()
+                    break
             f = self.pending.pop() if pol.order is ServeOrder.NEWEST else self.pending.popleft()
             st.metrics.submitted += 1
             st.metrics.queue_wait_ms.append((now - f.captured_at) * 1000.0)
-            self.inflight[st.pool.submit(_timed_infer, st.backend, f)] = (f, now)
+            self.inflight[st.pool.submit(_timed_infer, st.backend, f, lease)] = (f, now)
             sent_newest = pol.order is ServeOrder.NEWEST
         if sent_newest:
             # Newest-first: frames older than the ones just sent would only hold
@@ -190,6 +225,7 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             result, ms = fut.result()
         except StageError as ex:
             m.failed += 1
+            m.failures[ex.reason] += 1
             return Outcome.failed(frame, ex.reason, ex.detail)
         except Exception as ex:  # a backend bug must not stop the flow
             logger.exception(
@@ -199,12 +235,14 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
                 frame.seq,
             )
             m.failed += 1
+            m.failures["error"] += 1
             return Outcome.failed(frame, "error", f"{type(ex).__name__}: {ex}")
         if not isinstance(result, VisionResult) or (result.stream_id, result.seq) != (
             frame.stream_id,
             frame.seq,
         ):
             m.failed += 1
+            m.failures["error"] += 1
             return Outcome.failed(
                 frame, "error", f"backend returned {result!r} for seq {frame.seq}"
             )
@@ -220,6 +258,10 @@ class _Stage:
     pool: BoundedPool
     metrics: VisionMetrics
     clock: Clock
+    routed: bool = False
+
+    def __post_init__(self) -> None:
+        self.routed = isinstance(self.backend, RoutedBackend)
 
 
 @operator

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -70,3 +71,53 @@ def test_main_job_rejects_a_bad_config(tmp_path):
     )
     assert proc.returncode != 0
     assert "vision.backend = 'gpt-9' is not a known stage" in proc.stderr
+
+
+def _ollama_preset(frames: int, fps: float, **vision_options) -> str:
+    """flows/configs/ollama.toml, shortened for a test run."""
+    text = (ROOT / "flows" / "configs" / "ollama.toml").read_text()
+    text = text.replace("frames = 240", f"frames = {frames}").replace("fps = 15.0", f"fps = {fps}")
+    text = text.replace("width = 640", "width = 320").replace("height = 360", "height = 180")
+    text = text.replace('device = "auto"', 'device = "cpu"')
+    for key, value in vision_options.items():
+        line = f"{key} = {json.dumps(value)}"
+        text, n = re.subn(rf"(?m)^{key} = .*$", line, text)
+        if not n:
+            text = text.replace("[vision.options]\n", f"[vision.options]\n{line}\n")
+    return text
+
+
+def _run_with_server(tmp_path, monkeypatch, server, config_text):
+    monkeypatch.setenv("OLLAMA_HOST", server.host)
+    return _run("flows.vision", tmp_path, config_text)
+
+
+def test_ollama_preset_keeps_many_calls_in_flight_through_503s(tmp_path, monkeypatch):
+    from flows.ollama_server import OllamaServer
+
+    with OllamaServer(latency_ms=200, parallel=8, faults={"503": 0.2}, seed=1) as srv:
+        summary, stderr = _run_with_server(tmp_path, monkeypatch, srv, _ollama_preset(60, 30.0))
+        peak, faults = srv.stats.peak_active, srv.stats.faults["503"]
+    led, vis = summary["ledger"], summary["vision"]
+    assert led["captured"] == 60 and led["balanced"] and led["in_flight"] == 0
+    assert led["processed"] > 0 and peak >= 4  # really concurrent at the server
+    assert faults > 0 and vis["retries"] >= faults - led["failed"] * 4
+    (ep,) = vis["endpoints"]
+    assert ep["url"] == f"http://{srv.host}" and ep["peak_in_flight"] <= 8
+    assert set(led["reasons"]) <= {"failed(http_503)", "duplicate"} | {
+        r for r in led["reasons"] if r.startswith("dropped")
+    }
+    assert "retries" in stderr and srv.host in stderr
+
+
+def test_ollama_preset_reads_the_hud_through_http(tmp_path, monkeypatch):
+    from flows.ollama_server import OllamaServer
+
+    # The server runs the local model on the JPEG it is sent: real readings over HTTP.
+    with OllamaServer(model="local", parallel=1) as srv:
+        summary, _ = _run_with_server(
+            tmp_path, monkeypatch, srv, _ollama_preset(30, 5.0, max_side=0, jpeg_quality=95)
+        )
+    led, acc = summary["ledger"], summary["hud_accuracy"]
+    assert led["balanced"] and led["processed"] >= 10
+    assert acc["exact"] >= 0.9, acc
