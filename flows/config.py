@@ -69,6 +69,9 @@ class VisionConfig:
     """A call running longer than this is ``failed(timeout)``."""
     order: ServeOrder = ServeOrder.NEWEST
     """Which waiting frame gets a free slot first: ``newest`` or ``oldest``."""
+    poll_ms: float = 1.0
+    """How often finished calls are collected while calls are in flight (Bytewax cannot be
+    woken from another thread); lower adds less latency and costs more CPU."""
     options: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the backend."""
 
@@ -81,6 +84,9 @@ class BatchConfig:
     """A batch is cut this long after its first frame arrived, full or not."""
     max_pending_batches: int = 2
     """Batches' worth of frames that may wait for the encoder before the oldest are dropped."""
+    latency_budget_ms: float = 0.0
+    """Autotune the batch size (0: off): the largest batch (up to ``max_size``) whose window
+    wait plus compute stays within this many ms, learned from the batches run."""
     encoder: str = "torch"
     """Registry name or ``"module:attr"`` of the encoder."""
     options: dict[str, Any] = field(default_factory=dict)

@@ -204,6 +204,7 @@ class Reporter:
                 "mean_size": bm.frames / bm.batches if bm.batches else 0.0,
                 "window_wait_ms": percentiles(bm.wait_ms),
                 "compute_ms": percentiles(bm.compute_ms),
+                "size_cap": bm.size_cap,
                 "device": getattr(rt.encoder, "loaded_device", ""),
             },
             "order": {"late": om.late, "timeouts": om.timeouts, "max_pending": om.max_pending},

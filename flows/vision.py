@@ -67,11 +67,14 @@ def build_flow(
         v.staleness_ms,
         v.deadline_ms,
         v.order,
+        poll_ms=v.poll_ms,
         # A backend that enforces the deadline itself says why a call failed
         # (drip, retries); the operator's own deadline is the backstop.
         grace_ms=500.0 if getattr(rt.backend, "enforces_deadline", False) else 0.0,
     )
-    window = WindowPolicy(b.max_size, b.timeout_ms, b.max_pending_batches)
+    window = WindowPolicy(
+        b.max_size, b.timeout_ms, b.max_pending_batches, latency_budget_ms=b.latency_budget_ms
+    )
 
     flow = Dataflow("framewax_vision")
     frames = capture("capture", flow, rt.source)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -29,7 +30,14 @@ from operators._pool import BoundedPool, soon
 from operators.errors import StageError
 from operators.types import Encoded, Frame, Outcome
 
-__all__ = ["BatchEncoder", "BatchMetrics", "WindowPolicy", "batch_encode", "encode_frames"]
+__all__ = [
+    "BatchEncoder",
+    "BatchMetrics",
+    "SizeTuner",
+    "WindowPolicy",
+    "batch_encode",
+    "encode_frames",
+]
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -47,9 +55,17 @@ class WindowPolicy:
     timeout_ms: float = 20.0
     max_pending_batches: int = 2
     poll_ms: float = 1.0
+    latency_budget_ms: float = 0.0
+    """Autotuning (0: off): the batch-size cap becomes the largest size whose window
+    wait plus compute is predicted to stay within this budget (see ``SizeTuner``)."""
 
     def __post_init__(self) -> None:
-        if self.max_size < 1 or self.timeout_ms < 0 or self.max_pending_batches < 1:
+        if (
+            self.max_size < 1
+            or self.timeout_ms < 0
+            or self.max_pending_batches < 1
+            or self.latency_budget_ms < 0
+        ):
             msg = f"batch: max_size >= 1, timeout_ms >= 0 and max_pending_batches >= 1 are required; got {self}"
             raise ValueError(msg)
 
@@ -61,6 +77,49 @@ class BatchMetrics:
     sizes: list[int] = field(default_factory=list)
     wait_ms: list[float] = field(default_factory=list)  # first frame in → batch cut
     compute_ms: list[float] = field(default_factory=list)
+    size_cap: int = 0  # the batch-size cap now (max_size, or the autotuner's choice)
+
+
+class SizeTuner:
+    """Picks the largest batch size whose added latency fits a budget, from what it measures.
+
+    The added latency of a batch's first frame is the window's fill time,
+    ``min(timeout, (B - 1) × frame interval)``, plus the batch's compute, fitted
+    online as ``a + b·B`` (least squares over the last batches; ``a = 0`` until two
+    sizes were seen). The frame interval is a moving average of arrivals.
+    """
+
+    def __init__(self, max_size: int, timeout_ms: float, budget_ms: float, window: int = 32):
+        self.max_size, self.timeout_ms, self.budget_ms = max_size, timeout_ms, budget_ms
+        self.samples: deque[tuple[int, float]] = deque(maxlen=window)
+        self.interval_ms: float | None = None
+        self._last_arrival: float | None = None
+        self.cap = max_size
+
+    def arrived(self, now: float, n: int = 1) -> None:
+        if self._last_arrival is not None and n > 0:
+            dt = (now - self._last_arrival) * 1000.0 / n
+            self.interval_ms = dt if self.interval_ms is None else 0.9 * self.interval_ms + 0.1 * dt
+        self._last_arrival = now
+
+    def measured(self, size: int, compute_ms: float) -> int:
+        """Record a batch; returns the new cap."""
+        self.samples.append((size, compute_ms))
+        sizes = np.array([s for s, _ in self.samples], np.float64)
+        ms = np.array([m for _, m in self.samples], np.float64)
+        if len(set(sizes.tolist())) >= 2:
+            b, a = np.polyfit(sizes, ms, 1)
+            a, b = max(float(a), 0.0), max(float(b), 1e-6)
+        else:
+            a, b = 0.0, float(ms.mean() / sizes.mean())
+        interval = self.interval_ms if self.interval_ms is not None else self.timeout_ms
+        self.cap = 1
+        for size in range(self.max_size, 0, -1):
+            fill = min(self.timeout_ms, (size - 1) * interval)
+            if fill + a + b * size <= self.budget_ms:
+                self.cap = size
+                break
+        return self.cap
 
 
 def encode_frames(encoder: BatchEncoder, frames: list[Frame], step: str) -> list[Encoded | Outcome]:
@@ -107,6 +166,14 @@ def encode_frames(encoder: BatchEncoder, frames: list[Frame], step: str) -> list
 class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
     def __init__(self, stage: _Stage) -> None:
         self.stage = stage
+        pol = stage.policy
+        self.tuner = (
+            SizeTuner(pol.max_size, pol.timeout_ms, pol.latency_budget_ms)
+            if pol.latency_budget_ms > 0
+            else None
+        )
+        self.cap = pol.max_size
+        stage.metrics.size_cap = self.cap
         self.buffer: list[Frame] = []
         self.first_at = 0.0
         self.running: dict[Future[list[Encoded | Outcome]], tuple[float, int]] = {}
@@ -114,11 +181,13 @@ class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
 
     def on_batch(self, values: list[Frame]) -> tuple[list[Encoded | Outcome], bool]:
         now = self.stage.clock()
+        if self.tuner is not None:
+            self.tuner.arrived(now, len(values))
         for f in values:
             if not self.buffer:
                 self.first_at = now
             self.buffer.append(f)
-            if len(self.buffer) >= self.stage.policy.max_size:
+            if len(self.buffer) >= self.cap:
                 self._cut(now)
         return self._pump(now), StatefulBatchLogic.RETAIN
 
@@ -165,7 +234,10 @@ class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
             if fut.done():
                 del self.running[fut]
                 st.pool.release()
-                st.metrics.compute_ms.append((time.perf_counter() - t0) * 1000.0)
+                compute_ms = (time.perf_counter() - t0) * 1000.0
+                st.metrics.compute_ms.append(compute_ms)
+                if self.tuner is not None:
+                    self.cap = st.metrics.size_cap = self.tuner.measured(n, compute_ms)
                 st.metrics.batches += 1
                 st.metrics.frames += n
                 st.metrics.sizes.append(n)

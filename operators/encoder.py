@@ -85,6 +85,8 @@ class Encoder:
         self.threads = threads
         self._model: Any = None
         self._device: Any = None
+        self._pinned: Any = None  # reused page-locked staging buffer (CUDA)
+        self._copied: Any = None  # event after the last copy out of it
         self._lock = threading.Lock()
 
     @property
@@ -129,6 +131,30 @@ class Encoder:
             self._model = model.to(dev).eval()
             self._device = dev
 
+    def _staged(self, frames: list[np.ndarray]) -> Any:
+        """The frames copied into a reused pinned host buffer, ready for a non-blocking copy.
+
+        Pinning a fresh tensor per batch (``pin_memory()``) allocates page-locked
+        memory each time, which costs more than the copy; the buffer grows to the
+        largest batch seen and is reused. The previous batch's copy is waited for
+        before the buffer is overwritten.
+        """
+        torch = _torch()
+        shape = (len(frames), *frames[0].shape)
+        buf = self._pinned
+        if buf is None or buf.numel() < int(np.prod(shape)):
+            buf = self._pinned = torch.empty(
+                int(np.prod(shape)), dtype=torch.uint8, pin_memory=True
+            )
+        if self._copied is not None:
+            self._copied.synchronize()
+        host = buf[: int(np.prod(shape))].view(shape)
+        arr = host.numpy()
+        for i, f in enumerate(frames):
+            np.copyto(arr[i], f)
+        self._copied = torch.cuda.Event()
+        return host
+
     def warm_up(self) -> None:
         """Load the network and run one frame through it."""
         self.encode([np.zeros((OBS_SIZE, OBS_SIZE, 3), np.uint8)])
@@ -148,10 +174,14 @@ class Encoder:
                 groups.setdefault(img.shape, []).append(i)
             resized = [None] * len(images)
             for idxs in groups.values():
-                host = torch.from_numpy(np.stack([images[i] for i in idxs]))
                 if cuda:
-                    host = host.pin_memory()
-                x = host.to(dev, non_blocking=cuda).permute(0, 3, 1, 2).float()
+                    host = self._staged([images[i] for i in idxs])
+                else:
+                    host = torch.from_numpy(np.stack([images[i] for i in idxs]))
+                x = host.to(dev, non_blocking=cuda)
+                if cuda:
+                    self._copied.record()  # the staging buffer is free once this is done
+                x = x.permute(0, 3, 1, 2).float()
                 x = F.interpolate(x, size=(OBS_SIZE, OBS_SIZE), mode="area")
                 for j, i in enumerate(idxs):
                     resized[i] = x[j]

@@ -192,6 +192,8 @@ class VisionResult:
     backend: str = ""
     latency_ms: float = 0.0
     """Time of the whole call as the backend saw it (encode, transfer, retries, parse)."""
+    queue_ms: float = 0.0
+    """How long the frame waited for a free slot before its call started (set by the vision step)."""
     model_ms: float = 0.0
     """The server's own account of the model's time, where it reports one (Ollama's
     ``total_duration``); 0 when unknown."""

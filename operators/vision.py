@@ -14,6 +14,7 @@ stream, never as an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -120,6 +121,10 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
         self.pending: deque[Frame] = deque()
         self.inflight: dict[Future[tuple[VisionResult, float]], tuple[Frame, float]] = {}
         self.abandoned: set[Future[tuple[VisionResult, float]]] = set()
+        # Finished futures, appended by the pool threads (deque.append is atomic),
+        # so a poll costs O(finished), not O(in flight).
+        self.finished: deque[Future[tuple[VisionResult, float]]] = deque()
+        self.deferred: list[Outcome] = []
 
     def on_batch(self, values: list[Frame]) -> tuple[list[VisionResult | Outcome], bool]:
         self.pending.extend(values)
@@ -145,12 +150,14 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
         out.extend(
             Outcome.dropped(f, "shutdown", "no slot before the stream ended") for f in self.pending
         )
+        out.extend(self.deferred)
+        self.deferred = []
         self.inflight.clear()
         self.pending.clear()
         return out, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if self.inflight or self.pending or self.abandoned:
+        if self.inflight or self.pending or self.abandoned or self.deferred:
             return soon(self.stage.policy.poll_ms)
         return None
 
@@ -159,39 +166,51 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
         return None
 
     def _pump(self) -> list[VisionResult | Outcome]:
-        st, pol, out = self.stage, self.stage.policy, []
+        st, pol = self.stage, self.stage.policy
+        out: list[VisionResult | Outcome] = []
+        # Drops decided with the last harvest go out now, after the results did:
+        # a result shares its activation with no bulk of drops to order and sink.
+        carried, self.deferred = self.deferred, []
+        drops: list[Outcome] = []
         now = st.clock()
-        for fut in [f for f in self.abandoned if f.done()]:
-            self.abandoned.discard(fut)
-            st.pool.release()
-        for fut, (frame, sent) in list(self.inflight.items()):
-            if fut.done():
-                del self.inflight[fut]
+        while self.finished:
+            fut = self.finished.popleft()
+            if fut in self.abandoned:
+                self.abandoned.discard(fut)
                 st.pool.release()
-                out.append(self._harvest(fut, frame))
-            elif (now - sent) * 1000.0 > pol.deadline_ms + pol.grace_ms:
-                # The thread cannot be killed; its slot stays taken until it ends.
-                del self.inflight[fut]
-                self.abandoned.add(fut)
-                st.metrics.failed += 1
-                st.metrics.failures["timeout"] += 1
-                out.append(
-                    Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
-                )
+            elif fut in self.inflight:
+                frame, sent = self.inflight.pop(fut)
+                st.pool.release()
+                out.append(self._harvest(fut, frame, sent))
+        # Calls past their deadline; the dict is in send order, so only the oldest
+        # need looking at.
+        limit = (pol.deadline_ms + pol.grace_ms) / 1000.0
+        while self.inflight:
+            fut, (frame, sent) = next(iter(self.inflight.items()))
+            if now - sent <= limit:
+                break
+            # The thread cannot be killed; its slot stays taken until it ends.
+            del self.inflight[fut]
+            self.abandoned.add(fut)
+            st.metrics.failed += 1
+            st.metrics.failures["timeout"] += 1
+            out.append(
+                Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
+            )
         # Staleness and backlog policies on the waiting queue.
         budget = pol.staleness_ms / 1000.0
         if budget > 0 and self.pending and now - self.pending[0].captured_at > budget:
             keep: deque[Frame] = deque()
             for f in self.pending:
                 if now - f.captured_at > budget:
-                    out.append(
+                    drops.append(
                         Outcome.dropped(f, "stale", f"waited {(now - f.captured_at) * 1000:.0f} ms")
                     )
                 else:
                     keep.append(f)
             self.pending = keep
         while len(self.pending) > pol.max_pending:
-            out.append(
+            drops.append(
                 Outcome.dropped(self.pending.popleft(), "backlog", f"queue over {pol.max_pending}")
             )
         sent_newest = False
@@ -205,20 +224,25 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             f = self.pending.pop() if pol.order is ServeOrder.NEWEST else self.pending.popleft()
             st.metrics.submitted += 1
             st.metrics.queue_wait_ms.append((now - f.captured_at) * 1000.0)
-            self.inflight[st.pool.submit(_timed_infer, st.backend, f, lease)] = (f, now)
+            fut = st.pool.submit(_timed_infer, st.backend, f, lease)
+            self.inflight[fut] = (f, now)
+            fut.add_done_callback(self.finished.append)
             sent_newest = pol.order is ServeOrder.NEWEST
         if sent_newest:
             # Newest-first: frames older than the ones just sent would only hold
             # the ordered output back until they went stale; drop them now.
-            out.extend(
+            drops.extend(
                 Outcome.dropped(f, "superseded", "a newer frame took the free slot")
                 for f in self.pending
             )
             self.pending.clear()
-        return out
+        if drops and any(isinstance(r, VisionResult) for r in out):
+            self.deferred = drops  # next poll, a millisecond from now (deferred once only)
+            return carried + out
+        return carried + drops + out
 
     def _harvest(
-        self, fut: Future[tuple[VisionResult, float]], frame: Frame
+        self, fut: Future[tuple[VisionResult, float]], frame: Frame, sent: float
     ) -> VisionResult | Outcome:
         m = self.stage.metrics
         try:
@@ -248,7 +272,7 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             )
         m.completed += 1
         m.latency_ms.append(ms)
-        return result
+        return dataclasses.replace(result, queue_ms=max(0.0, (sent - frame.captured_at) * 1000.0))
 
 
 @dataclass

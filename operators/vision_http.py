@@ -340,9 +340,11 @@ class OllamaBackend(HttpVisionBackend):
         return text, float(total) / 1e6 if isinstance(total, int | float) else 0.0
 
     def probe(self, ep: EndpointState) -> None:
+        # Only a server that does not answer at all fails the probe: any status
+        # means something is listening, and its calls will say the rest.
         reply = ep.client.get("/api/version", deadline_s=5.0)
         if reply.status != 200:
-            raise VisionError(f"http_{reply.status}", f"GET /api/version answered {reply.status}")
+            logger.warning("%s: GET /api/version answered %s", ep.url, reply.status)
         try:
             tags = ep.client.get("/api/tags", deadline_s=5.0).json()
             names = {m.get("name") for m in tags.get("models", [])} | {
@@ -452,5 +454,5 @@ class OpenAIBackend(HttpVisionBackend):
 
     def probe(self, ep: EndpointState) -> None:
         reply = ep.client.get("/models", deadline_s=5.0)
-        if reply.status >= 500:
-            raise VisionError(f"http_{reply.status}", f"GET /models answered {reply.status}")
+        if reply.status != 200:
+            logger.warning("%s: GET /models answered %s", ep.url, reply.status)

@@ -122,3 +122,49 @@ def test_encoder_config_errors():
         Encoder(device="tpu")
     with pytest.raises(ValueError, match="module:attr"):
         Encoder(network="NatureCNN")
+
+
+def test_size_tuner_picks_the_largest_batch_within_the_budget():
+    from operators.batching import SizeTuner
+
+    tuner = SizeTuner(max_size=64, timeout_ms=20.0, budget_ms=20.0)
+    for i in range(50):  # a frame every 1 ms
+        tuner.arrived(i / 1000.0)
+    # compute = 2 ms + 1 ms per frame, seen at two sizes
+    for size in (4, 8, 4, 8):
+        cap = tuner.measured(size, 2.0 + size)
+    # fill (B - 1) + 2 + B <= 20  ->  B = 9
+    assert cap == 9
+    # A slower encoder (5 ms per frame) shrinks it: (B - 1) + 5B <= 20 -> B = 3
+    for size in (2, 3, 2, 3, 2, 3, 2, 3) * 4:
+        cap = tuner.measured(size, 5.0 * size)
+    assert cap == 3
+
+
+def test_autotuned_window_caps_batches_in_a_real_run():
+    import time
+
+    class SlowEncoder(CountingEncoder):
+        def encode(self, images):
+            time.sleep(0.004 * len(images))  # 4 ms a frame
+            return super().encode(images)
+
+    def arriving(n):  # a frame every 2 ms
+        for i in range(n):
+            time.sleep(0.002)
+            yield solid(i)
+
+    enc = SlowEncoder()
+    flow = Dataflow("tune")
+    inp = op.key_on("k", op.input("in", flow, TestingSource(arriving(100))), lambda f: f.stream_id)
+    metrics = BatchMetrics()
+    policy = WindowPolicy(max_size=64, timeout_ms=50, max_pending_batches=100, latency_budget_ms=20)
+    out = batch_encode("encode", inp, enc, policy, BoundedPool("t", 1), metrics)
+    got = []
+    op.output("out", out, TestingSink(got))
+    run_main(flow)
+    assert sorted(x.seq for _, x in got) == list(range(100))
+    # Until a batch was measured, the 50 ms deadline cuts ~25-frame batches; then a
+    # batch of B costs 2(B - 1) ms of window and 4B ms of compute: 3 fit 20 ms.
+    assert max(enc.calls[:2]) > 10
+    assert metrics.size_cap == 3 and max(enc.calls[-5:]) <= 3

@@ -7,7 +7,6 @@ behaviour is the point.
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import time
@@ -113,7 +112,7 @@ def test_openai_request_carries_data_uri_schema_and_key(monkeypatch):
             deadline_ms=3000,
         )
         result = backend.infer(solid(7, value=40))
-        body, headers = srv.stats.bodies[-1], srv.stats.headers[-1]
+        body, headers, png = srv.stats.bodies[-1], srv.stats.headers[-1], srv.stats.images[-1]
     assert isinstance(result, VisionResult) and result.seq == 7
     assert headers["Authorization"] == "Bearer sk-test-123"
     fmt = body["response_format"]
@@ -121,7 +120,6 @@ def test_openai_request_carries_data_uri_schema_and_key(monkeypatch):
     parts = body["messages"][0]["content"]
     url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
     assert url.startswith("data:image/png;base64,")
-    png = base64.b64decode(url.split(",", 1)[1])
     assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (90, 160, 3)
     assert body["temperature"] == 0
 
