@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -87,6 +88,7 @@ class Encoder:
         self._device: Any = None
         self._pinned: Any = None  # reused page-locked staging buffer (CUDA)
         self._copied: Any = None  # event after the last copy out of it
+        self._copiers: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @property
@@ -150,8 +152,15 @@ class Encoder:
             self._copied.synchronize()
         host = buf[: int(np.prod(shape))].view(shape)
         arr = host.numpy()
-        for i, f in enumerate(frames):
-            np.copyto(arr[i], f)
+        if len(frames) >= 4 and arr[0].nbytes >= 1 << 20:
+            # Big frames: copy on a few threads (np.copyto releases the GIL), the
+            # host side of a batch is otherwise the slowest part of it.
+            if self._copiers is None:
+                self._copiers = ThreadPoolExecutor(4, thread_name_prefix="framewax-stage")
+            list(self._copiers.map(lambda i: np.copyto(arr[i], frames[i]), range(len(frames))))
+        else:
+            for i, f in enumerate(frames):
+                np.copyto(arr[i], f)
         self._copied = torch.cuda.Event()
         return host
 
@@ -175,16 +184,21 @@ class Encoder:
             resized = [None] * len(images)
             for idxs in groups.values():
                 if cuda:
-                    host = self._staged([images[i] for i in idxs])
-                else:
-                    host = torch.from_numpy(np.stack([images[i] for i in idxs]))
-                x = host.to(dev, non_blocking=cuda)
-                if cuda:
+                    # One copy of the whole group from pinned memory, one resize kernel.
+                    x = self._staged([images[i] for i in idxs]).to(dev, non_blocking=True)
                     self._copied.record()  # the staging buffer is free once this is done
-                x = x.permute(0, 3, 1, 2).float()
-                x = F.interpolate(x, size=(OBS_SIZE, OBS_SIZE), mode="area")
-                for j, i in enumerate(idxs):
-                    resized[i] = x[j]
+                    x = F.interpolate(
+                        x.permute(0, 3, 1, 2).float(), size=(OBS_SIZE, OBS_SIZE), mode="area"
+                    )
+                    for j, i in enumerate(idxs):
+                        resized[i] = x[j]
+                else:
+                    # Frame by frame: a float copy of one frame stays in cache, a whole
+                    # batch of 720p floats does not (measured 3.6 vs 6 ms a frame). Same
+                    # arithmetic as the CUDA path, so the outputs agree.
+                    for i in idxs:
+                        x = torch.from_numpy(images[i]).permute(2, 0, 1).unsqueeze(0).float()
+                        resized[i] = F.interpolate(x, size=(OBS_SIZE, OBS_SIZE), mode="area")[0]
             batch = torch.stack(resized)  # (N, 3, 84, 84) float 0..255
             visual = batch.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
             with torch.autocast(dev.type, enabled=cuda and self.autocast):
