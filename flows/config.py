@@ -49,10 +49,18 @@ class CaptureConfig:
 class DedupConfig:
     enabled: bool = True
     """Skip frames that look the same as the last kept frame (``duplicate(of)``)."""
-    detector: str = "thumbnail"
-    """Registry name or ``"module:attr"`` of the change detector."""
+    detector: str = "regions"
+    """Registry name (``regions``: HUD regions + perceptual hash; ``thumbnail``) or ``"module:attr"``."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the detector (thumbnail: ``size``, ``stride``, ``threshold``)."""
+    """Keyword arguments of the detector (regions: ``regions = "arena" | "cs2" | {name = [x0, y0, x1, y1]}``,
+    ``pixel_threshold``, ``min_pixels``, ``hash_size``, ``margin``, ``hamming``; thumbnail: ``threshold``)."""
+    cache_size: int = 0
+    """Scenes remembered by perceptual hash (0: off); a frame matching one is ``cached(of)``."""
+    cache_scenes: list[str] = field(default_factory=lambda: ["menu", "loading", "death"])
+    """Scenes (as the detector classifies them) whose results may be cached."""
+    routes: dict[str, str] = field(default_factory=dict)
+    """Per scene (``gameplay``, ``menu``, ``loading``, ``death``): ``model`` (default),
+    ``classify`` (no model call; the classifier's reading) or ``drop``."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,11 @@ def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
 
 def _check_type(key: str, typ: Any, value: Any) -> Any:
     origin = getattr(typ, "__origin__", typ)
+    if origin is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            msg = f"config key {key!r} must be a list of strings; got {value!r}"
+            raise ConfigError(msg)
+        return list(value)
     if origin is dict:
         if not isinstance(value, Mapping):
             msg = f"config key {key!r} must be a table; got {value!r}"

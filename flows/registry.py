@@ -22,6 +22,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "replay": "operators.capture:ReplaySource",
     },
     "dedup.detector": {
+        "regions": "operators.dedup:RegionDetector",
         "thumbnail": "operators.dedup:ThumbnailDetector",
     },
     "vision.backend": {

@@ -22,8 +22,10 @@ from flows.runtime import Runtime
 from operators._pool import BoundedPool
 from operators.batching import WindowPolicy, batch_encode
 from operators.capture import capture
-from operators.dedup import dedup
+from operators.dedup import Route, dedup
+from operators.errors import ConfigError
 from operators.order import OrderPolicy, order_by_seq
+from operators.types import Scene, choice
 from operators.vision import VisionPolicy, call_vision
 from sinks.memory import MemorySink
 
@@ -50,6 +52,12 @@ def build_flow(
         "capture.source", c.source, c.options, ledger=rt.ledger, stop=rt.stop, controls=rt.controls
     )
     detector = build("dedup.detector", d.detector, d.options) if d.enabled else None
+    if (d.routes or d.cache_size) and d.enabled and not hasattr(detector, "classify"):
+        msg = (
+            f"dedup.routes and dedup.cache_size need a detector that classifies scenes "
+            f"('regions'); dedup.detector = {d.detector!r} does not"
+        )
+        raise ConfigError(msg)
     rt.backend = build(
         "vision.backend",
         v.backend,
@@ -79,17 +87,28 @@ def build_flow(
     flow = Dataflow("framewax_vision")
     frames = capture("capture", flow, rt.source)
     # (stream_id, Frame)
-    checked = dedup("dedup", frames, detector, enabled=d.enabled)
-    # kept: (stream_id, Frame); skipped: (stream_id, Outcome)
+    checked = dedup(
+        "dedup",
+        frames,
+        detector,
+        enabled=d.enabled,
+        cache_size=d.cache_size,
+        cache_scenes=[choice(Scene, n, "dedup.cache_scenes") for n in d.cache_scenes],
+        routes={
+            choice(Scene, k, "dedup.routes"): choice(Route, v, f"dedup.routes.{k}")
+            for k, v in d.routes.items()
+        },
+    )
+    # kept / encode_only: (stream_id, Frame); parts: (stream_id, VisionResult | CacheEntry);
+    # skipped: (stream_id, Outcome)
     readings = call_vision(
         "vision", checked.kept, rt.backend, vision_policy, vision_pool, rt.vision_metrics
     )
     # (stream_id, VisionResult | Outcome)
-    encoded = batch_encode(
-        "encode", checked.kept, rt.encoder, window, encode_pool, rt.batch_metrics
-    )
+    to_encode = op.merge("to_encode", checked.kept, checked.encode_only)
+    encoded = batch_encode("encode", to_encode, rt.encoder, window, encode_pool, rt.batch_metrics)
     # (stream_id, Encoded | Outcome)
-    parts = op.merge("parts", readings, encoded, checked.skipped)
+    parts = op.merge("parts", readings, encoded, checked.parts, checked.skipped)
     # (stream_id, VisionResult | Encoded | Outcome)
     resolved = order_by_seq(
         "order", parts, OrderPolicy(cfg.order.gap_deadline_ms), rt.order_metrics

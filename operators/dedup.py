@@ -8,7 +8,10 @@ before any expensive stage sees them.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 import bytewax.operators as op
@@ -17,9 +20,20 @@ import numpy as np
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream
 
-from operators.types import Frame, Outcome
+from operators.arena import ARENA_HUD_REGIONS
+from operators.types import CacheEntry, Frame, Outcome, Scene, VisionResult
 
-__all__ = ["ChangeDetector", "DedupOut", "ThumbnailDetector", "dedup"]
+__all__ = [
+    "CS2_HUD_REGIONS",
+    "ChangeDetector",
+    "DedupOut",
+    "RegionDetector",
+    "Route",
+    "SceneCache",
+    "Signature",
+    "ThumbnailDetector",
+    "dedup",
+]
 
 
 class ChangeDetector(Protocol):
@@ -64,39 +78,299 @@ class ThumbnailDetector:
         return int(np.abs(a - b).max()) <= self.threshold
 
 
+CS2_HUD_REGIONS: dict[str, tuple[float, float, float, float]] = {
+    # Counter-Strike 2's default HUD on a 16:9 screen (approximate; override per setup).
+    "health": (0.00, 0.94, 0.10, 1.00),
+    "armor": (0.10, 0.94, 0.20, 1.00),
+    "ammo": (0.86, 0.93, 1.00, 1.00),
+    "money": (0.00, 0.20, 0.13, 0.27),
+}
+HUD_PRESETS = {"arena": ARENA_HUD_REGIONS, "cs2": CS2_HUD_REGIONS}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What :class:`RegionDetector` remembers of a frame."""
+
+    shape: tuple[int, ...]
+    regions: tuple[np.ndarray, ...]
+    """Each HUD region, grey, at a fixed height that still shows its digits."""
+    hash: np.ndarray
+    """Difference hash of the whole frame, per colour channel, four packed bit planes:
+    gradient > margin, > margin / 2, < -margin, < -margin / 2."""
+    stats: tuple[float, float]
+    """Mean and standard deviation of the sampled grey frame (scene classification)."""
+
+
+class RegionDetector:
+    """Region-aware change detection: a frame is a duplicate only if every region says so.
+
+    - *HUD regions* (relative rectangles; ``"arena"``, ``"cs2"`` or your own) are
+      compared at ``region_height`` pixels high, enough to see a digit change
+      at any screen size: a region changed when more than ``min_pixels`` of its
+      pixels moved by more than ``pixel_threshold`` grey levels.
+    - *The rest of the frame* by a difference hash of a ``hash_size``×
+      ``hash_size`` grid taken from pixels sampled every ``stride``-th row and
+      column, each colour channel on its own (a red figure on a grey wall hardly
+      changes grey), with hysteresis around ``margin`` so noise does not flip
+      bits (see :meth:`distance`); changed when more than ``hamming`` bits differ.
+
+    Cost is independent of the frame size beyond the sampling (measured by
+    ``benchmarks/dedup.py``). Usable on its own::
+
+        det = RegionDetector("arena")
+        det.same(det.signature(a), det.signature(b))
+    """
+
+    def __init__(
+        self,
+        regions: str | Mapping[str, Sequence[float]] = "arena",
+        region_height: int = 24,
+        pixel_threshold: int = 48,
+        min_pixels: int = 3,
+        hash_size: int = 32,
+        stride: int = 4,
+        margin: int = 16,
+        hamming: int = 10,
+    ) -> None:
+        if isinstance(regions, str):
+            if regions not in HUD_PRESETS:
+                msg = f"dedup.options.regions = {regions!r}: expected one of {sorted(HUD_PRESETS)} or a table"
+                raise ValueError(msg)
+            regions = HUD_PRESETS[regions]
+        rects = {}
+        for name, r in regions.items():
+            if len(r) != 4 or not (0 <= r[0] < r[2] <= 1 and 0 <= r[1] < r[3] <= 1):
+                msg = (
+                    f"dedup.options.regions.{name} = {list(r)!r}: expected [x0, y0, x1, y1] in 0..1"
+                )
+                raise ValueError(msg)
+            rects[name] = tuple(float(v) for v in r)
+        if region_height < 4 or hash_size < 4 or stride < 1 or min_pixels < 0 or hamming < 0:
+            msg = "dedup.options: region_height >= 4, hash_size >= 4, stride >= 1, min_pixels >= 0, hamming >= 0"
+            raise ValueError(msg)
+        self.regions = rects
+        self.region_height = int(region_height)
+        self.pixel_threshold = int(pixel_threshold)
+        self.min_pixels = int(min_pixels)
+        self.hash_size = int(hash_size)
+        self.stride = int(stride)
+        self.margin = int(margin)
+        self.hamming = int(hamming)
+
+    # -- signatures ------------------------------------------------------------------
+    def signature(self, image: np.ndarray) -> Signature:
+        h, w = image.shape[:2]
+        regions = []
+        for x0, y0, x1, y1 in self.regions.values():
+            crop = image[
+                int(y0 * h) : max(int(y1 * h), int(y0 * h) + 1),
+                int(x0 * w) : max(int(x1 * w), int(x0 * w) + 1),
+            ]
+            grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+            rh = min(self.region_height, grey.shape[0])
+            rw = max(1, round(grey.shape[1] * rh / grey.shape[0]))
+            regions.append(
+                cv2.resize(grey, (rw, rh), interpolation=cv2.INTER_AREA).astype(np.int16)
+            )
+        sampled = np.ascontiguousarray(image[:: self.stride, :: self.stride])
+        n = self.hash_size
+        thumb = cv2.resize(sampled, (n + 1, n), interpolation=cv2.INTER_AREA).astype(np.int16)
+        grad = (thumb[:, 1:, :] - thumb[:, :-1, :]).ravel()
+        hi, lo = self.margin, self.margin // 2
+        planes = np.stack([grad > hi, grad > lo, grad < -hi, grad < -lo])
+        grey_small = thumb.mean(axis=2)
+        stats = (float(grey_small.mean()), float(grey_small.std()))
+        return Signature(image.shape, tuple(regions), np.packbits(planes, axis=1), stats)
+
+    # -- comparisons -----------------------------------------------------------------
+    def region_changes(self, a: Signature, b: Signature) -> list[str]:
+        """The HUD regions that differ between two signatures."""
+        out = []
+        for name, ra, rb in zip(self.regions, a.regions, b.regions, strict=True):
+            if (
+                ra.shape != rb.shape
+                or int((np.abs(ra - rb) > self.pixel_threshold).sum()) > self.min_pixels
+            ):
+                out.append(name)
+        return out
+
+    def distance(self, a: Signature, b: Signature) -> int:
+        """Hamming distance of the frames' hashes, with hysteresis: a gradient counts as
+        changed only if it is past ``margin`` in one frame and under ``margin / 2`` (or of
+        the other sign) in the other, so noise around the margin flips nothing."""
+        (ap, apw, an, anw), (bp, bpw, bn, bnw) = a.hash, b.hash
+        changed = (ap & ~bpw) | (bp & ~apw) | (an & ~bnw) | (bn & ~anw)
+        return int(np.bitwise_count(changed).sum())
+
+    def same(self, a: Signature, b: Signature) -> bool:
+        if a.shape != b.shape:
+            return False
+        return self.distance(a, b) <= self.hamming and not self.region_changes(a, b)
+
+    def hud_present(self, sig: Signature, min_contrast: float = 40.0) -> bool:
+        """Whether the HUD regions hold something like text (bright strokes on a panel)."""
+        contrasts = [float(r.max() - np.median(r)) for r in sig.regions]
+        return bool(contrasts) and sum(c >= min_contrast for c in contrasts) * 2 >= len(contrasts)
+
+    def classify(self, sig: Signature) -> Scene:
+        """A cheap scene guess, no model: loading (dark and flat), death (no HUD, red), menu
+        (no HUD), gameplay (HUD present)."""
+        mean, std = sig.stats
+        if mean < 16 and std < 8:
+            return Scene.LOADING
+        if self.hud_present(sig):
+            return Scene.GAMEPLAY
+        return Scene.MENU
+
+
+class SceneCache:
+    """Results of scenes seen before, keyed by perceptual hash: a bounded LRU searched
+    within a Hamming ``radius`` (HUD regions must match too).
+
+    Entries are kept frames' ``(seq, signature)``; a hit names the frame whose
+    model result the new frame reuses (``cached(of)``).
+    """
+
+    def __init__(self, detector: RegionDetector, size: int = 64, radius: int | None = None):
+        if size < 1:
+            msg = f"dedup.options.cache_size must be >= 1; got {size}"
+            raise ValueError(msg)
+        self.detector = detector
+        self.size = size
+        self.radius = detector.hamming if radius is None else radius
+        self.entries: OrderedDict[int, Signature] = OrderedDict()
+        self.hits = 0
+
+    def find(self, sig: Signature) -> int | None:
+        best, best_d = None, self.radius + 1
+        for seq, other in self.entries.items():
+            if other.shape != sig.shape:
+                continue
+            d = self.detector.distance(sig, other)
+            if d < best_d and not self.detector.region_changes(sig, other):
+                best, best_d = seq, d
+        if best is not None:
+            self.entries.move_to_end(best)
+            self.hits += 1
+        return best
+
+    def add(self, seq: int, sig: Signature) -> None:
+        self.entries[seq] = sig
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+class Route(str, Enum):
+    """What the dedup step does with a new (not duplicate) frame of a scene."""
+
+    MODEL = "model"
+    """Send it to the vision model (and the encoder)."""
+    CLASSIFY = "classify"
+    """No model call: the scene classifier's reading is its vision result (HUD unknown)."""
+    DROP = "drop"
+    """Drop it: ``dropped(scene_<name>)``."""
+
+
 @dataclass(frozen=True)
 class DedupOut:
     """Streams out of :func:`dedup`."""
 
     kept: KeyedStream[Frame]
-    """Frames worth a model call: ``(stream_id, Frame)``."""
+    """Frames worth a model call (and an encoding): ``(stream_id, Frame)``."""
+
+    encode_only: KeyedStream[Frame]
+    """Frames the scene classifier read (routed ``classify``): the encoder only."""
+
+    parts: KeyedStream[VisionResult | CacheEntry]
+    """For the order step: the classifier's readings and scene-cache pins."""
 
     skipped: KeyedStream[Outcome]
-    """``duplicate(of)`` and ``failed(capture)`` outcomes: ``(stream_id, Outcome)``."""
+    """``duplicate(of)``, ``cached(of)``, ``dropped(scene_*)`` and ``failed(capture)``."""
+
+
+@dataclass
+class _StreamState:
+    last_seq: int | None = None
+    last_sig: Any = None
+    cache: SceneCache | None = None
 
 
 @operator
 def dedup(
-    step_id: str, up: KeyedStream[Frame], detector: ChangeDetector | None, enabled: bool = True
+    step_id: str,
+    up: KeyedStream[Frame],
+    detector: ChangeDetector | None,
+    enabled: bool = True,
+    *,
+    cache_size: int = 0,
+    cache_scenes: Sequence[Scene] = (Scene.MENU, Scene.LOADING, Scene.DEATH),
+    routes: Mapping[Scene, Route] | None = None,
 ) -> DedupOut:
-    """Split frames into kept ones and duplicates of the last kept frame, per stream.
+    """Per stream: drop what did not change, reuse what was seen, route scenes.
 
-    With ``enabled=False`` (or no detector) every valid frame is kept.
+    A frame the same as the last kept one is ``duplicate(of)``. With
+    ``cache_size``, a new frame of a scene in ``cache_scenes`` that matches an
+    earlier kept frame of the scene cache is ``cached(of)`` (the detector must
+    classify scenes: :class:`RegionDetector`). ``routes`` picks, per classified
+    scene, model / classify / drop. With ``enabled=False`` (or no detector)
+    every valid frame goes to the model.
     """
+    routes = dict(routes or {})
+    classify = getattr(detector, "classify", None)
+    active = enabled and detector is not None
+    if active and (routes or cache_size) and classify is None:
+        msg = (
+            "dedup: scene routes and the result cache need a detector that classifies "
+            f"scenes (e.g. 'regions'), not {type(detector).__name__}"
+        )
+        raise ValueError(msg)
+    scenes_cached = frozenset(cache_scenes)
 
     def mapper(
-        state: tuple[int, Any] | None, frame: Frame
-    ) -> tuple[tuple[int, Any] | None, Frame | Outcome]:
+        state: _StreamState | None, frame: Frame
+    ) -> tuple[_StreamState, list[tuple[str, Any]]]:
+        if state is None:
+            cache = SceneCache(detector, cache_size) if active and cache_size else None  # type: ignore[arg-type]
+            state = _StreamState(cache=cache)
+        st = state
         problem = frame.image_error()
         if problem is not None:
-            return state, Outcome.failed(frame, "capture", problem)
+            return st, [("skip", Outcome.failed(frame, "capture", problem))]
         if not enabled or detector is None:
-            return state, frame
+            return st, [("model", frame)]
         sig = detector.signature(frame.image)
-        if state is not None and detector.same(state[1], sig):
-            return state, Outcome.duplicate(frame, of=state[0])
-        return (frame.seq, sig), frame
+        if st.last_seq is not None and detector.same(st.last_sig, sig):
+            return st, [("skip", Outcome.duplicate(frame, of=st.last_seq))]
+        scene = classify(sig) if classify is not None else None
+        if st.cache is not None and scene in scenes_cached:
+            hit = st.cache.find(sig)
+            if hit is not None:
+                st.last_seq, st.last_sig = hit, sig
+                return st, [("skip", Outcome.cached(frame, of=hit))]
+        route = Route.MODEL if scene is None else routes.get(scene, Route.MODEL)
+        if route is Route.DROP and scene is not None:
+            reason = f"scene_{scene.value}"
+            return st, [("skip", Outcome.dropped(frame, reason, "routed to drop by dedup.routes"))]
+        st.last_seq, st.last_sig = frame.seq, sig
+        if route is Route.CLASSIFY and scene is not None:
+            reading = VisionResult(frame.stream_id, frame.seq, scene=scene, backend="scene")
+            return st, [("encode", frame), ("part", reading)]
+        out: list[tuple[str, Any]] = [("model", frame)]
+        if st.cache is not None and scene in scenes_cached:
+            st.cache.add(frame.seq, sig)
+            out.append(("part", CacheEntry(frame.stream_id, frame.seq)))
+        return st, out
 
     marked = op.stateful_map("check", up, mapper)
-    split = op.branch("split", marked, lambda kv: isinstance(kv[1], Frame))
-    return DedupOut(split.trues, split.falses)  # type: ignore[arg-type]
+    tagged = op.flat_map_value("expand", marked, lambda items: items)
+
+    def only(tag: str) -> Any:
+        return lambda item: item[1] if item[0] == tag else None
+
+    return DedupOut(
+        kept=op.filter_map_value("kept", tagged, only("model")),
+        encode_only=op.filter_map_value("encode_only", tagged, only("encode")),
+        parts=op.filter_map_value("parts", tagged, only("part")),
+        skipped=op.filter_map_value("skipped", tagged, only("skip")),
+    )

@@ -23,18 +23,19 @@ import bytewax.operators as op
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from operators.types import Encoded, Observation, Outcome, Status, VisionResult
+from operators.types import CacheEntry, Encoded, Observation, Outcome, Status, VisionResult
 
 __all__ = ["OrderMetrics", "OrderPolicy", "order_by_seq"]
 
 Clock = Callable[[], float]
-Part = VisionResult | Encoded | Outcome
+Part = VisionResult | Encoded | Outcome | CacheEntry
 
 
 @dataclass(frozen=True)
 class OrderPolicy:
     gap_deadline_ms: float = 15000.0
     keep_results: int = 256  # kept frames remembered for duplicates to resolve against
+    cache_results: int = 256  # results of scene-cache entries, for cached(of) frames
 
 
 @dataclass
@@ -65,6 +66,9 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         self.next_seq = 0
         self.slots: dict[int, _Slot] = {}
         self.kept: OrderedDict[int, Observation | Outcome] = OrderedDict()
+        # Scene-cache entries (CacheEntry) and their results, kept past keep_results.
+        self.pinned: OrderedDict[int, None] = OrderedDict()
+        self.scenes: OrderedDict[int, Observation | Outcome] = OrderedDict()
 
     # -- bytewax hooks -------------------------------------------------------
     def on_batch(self, values: list[Part]) -> tuple[list[Observation | Outcome], bool]:
@@ -89,6 +93,9 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
     # -- logic ---------------------------------------------------------------
     def add(self, part: Part, now: float) -> None:
         seq = part.seq
+        if isinstance(part, CacheEntry):
+            self._pin(seq)
+            return
         if seq < self.next_seq:
             self.metrics.late += 1
             return
@@ -179,9 +186,25 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         self._remember(seq, obs)
         return obs
 
+    def _pin(self, seq: int) -> None:
+        self.pinned[seq] = None
+        while len(self.pinned) > self.policy.cache_results:
+            self.pinned.popitem(last=False)
+        if seq in self.kept:  # resolved before its pin came
+            self._store_scene(seq, self.kept[seq])
+
+    def _store_scene(self, seq: int, item: Observation | Outcome) -> None:
+        self.scenes[seq] = item
+        self.scenes.move_to_end(seq)
+        while len(self.scenes) > self.policy.cache_results:
+            self.scenes.popitem(last=False)
+
     def _reuse(self, o: Outcome) -> Observation | Outcome:
         assert o.of is not None
         ref = self.kept.get(o.of)
+        if ref is None and o.of in self.scenes:
+            ref = self.scenes[o.of]
+            self.scenes.move_to_end(o.of)
         if isinstance(ref, Observation):
             return Observation(
                 stream_id=o.stream_id,
@@ -214,6 +237,8 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         )
 
     def _remember(self, seq: int, item: Observation | Outcome) -> None:
+        if seq in self.pinned:
+            self._store_scene(seq, item)
         self.kept[seq] = item
         while len(self.kept) > self.policy.keep_results:
             self.kept.popitem(last=False)
@@ -229,7 +254,7 @@ def order_by_seq(
 ) -> KeyedStream[Observation | Outcome]:
     """Emit exactly one ``Observation`` or ``Outcome`` per ``seq``, in order, per stream.
 
-    In: ``(stream_id, VisionResult | Encoded | Outcome)``.
+    In: ``(stream_id, VisionResult | Encoded | Outcome | CacheEntry)``.
     Out: ``(stream_id, Observation | Outcome)``.
     """
     return op.stateful_batch("resequence", up, lambda _resume: OrderLogic(policy, metrics, clock))

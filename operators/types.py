@@ -23,6 +23,7 @@ import numpy as np
 from operators.errors import ConfigError, VisionError
 
 __all__ = [
+    "CacheEntry",
     "Detection",
     "Encoded",
     "Frame",
@@ -370,6 +371,10 @@ class Outcome:
     def duplicate(cls, frame: Frame, of: int) -> Outcome:
         return cls(frame.stream_id, frame.seq, Status.DUPLICATE, frame.captured_at, of=of)
 
+    @classmethod
+    def cached(cls, frame: Frame, of: int) -> Outcome:
+        return cls(frame.stream_id, frame.seq, Status.CACHED, frame.captured_at, of=of)
+
     @property
     def label(self) -> str:
         """``processed``, ``duplicate(of=3)``, ``dropped(stale)``..."""
@@ -378,6 +383,15 @@ class Outcome:
         if self.reason:
             return f"{self.status.value}({self.reason})"
         return self.status.value
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """Tells the order step that kept frame ``seq`` is a scene-cache entry: keep its
+    result, later frames may be ``cached(of=seq)`` however much later they come."""
+
+    stream_id: str
+    seq: int
 
 
 @dataclass(frozen=True, eq=False)

@@ -39,12 +39,28 @@ def test_default_config_loads_into_frozen_dataclasses():
             r"not a recorded stream",
         ),
         ({"batch": {"options": {"device": "tpu"}}}, r"device = 'tpu'.*'auto', 'cpu', 'cuda'"),
-        ({"dedup": {"options": {"threshold": -1}}}, r"threshold must be >= 0"),
+        ({"dedup": {"options": {"regions": "quake"}}}, r"'quake'.*'arena', 'cs2'"),
+        ({"dedup": {"routes": {"lobby": "drop"}}}, r"dedup.routes = 'lobby'.*'menu'"),
+        ({"dedup": {"routes": {"menu": "skip"}}}, r"dedup.routes.menu = 'skip'.*'classify'"),
+        ({"dedup": {"cache_scenes": "menu"}}, r"cache_scenes' must be a list"),
     ],
 )
 def test_bad_config_fails_when_the_flow_is_built(overrides, match):
     with pytest.raises(ConfigError, match=match):
         build_flow(load_config(None, overrides))
+
+
+@pytest.mark.parametrize(
+    ("dedup_table", "match"),
+    [
+        ({"detector": "thumbnail", "options": {"threshold": -1}}, r"threshold must be >= 0"),
+        ({"detector": "thumbnail", "routes": {"menu": "drop"}}, r"classifies scenes"),
+    ],
+)
+def test_bad_dedup_table_fails_when_the_flow_is_built(dedup_table, match):
+    # A mapping is the whole config (not merged over default.toml's [dedup.options]).
+    with pytest.raises(ConfigError, match=match):
+        build_flow(load_config({"dedup": dedup_table}))
 
 
 def test_module_attr_stage_and_toml_file(tmp_path):
