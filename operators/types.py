@@ -113,6 +113,9 @@ class GroundTruth:
 
     HUD_FIELDS: ClassVar[tuple[str, ...]] = ("health", "armor", "ammo", "ammo_reserve", "money")
 
+    def hud(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in self.HUD_FIELDS}
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["scene"] = self.scene.value

@@ -1,21 +1,31 @@
 import bytewax.operators as op
 import cv2
 import numpy as np
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from operators.arena import Arena
-from operators.dedup import ThumbnailDetector, dedup
-from operators.types import Frame, Outcome, Status
+from operators.capture import read_index
+from operators.dedup import RegionDetector, Route, SceneCache, ThumbnailDetector, dedup
+from operators.types import Frame, GroundTruth, Outcome, Scene, Status, VisionResult
+from tests.conftest import ARENA_SMALL
+
+DETECTORS = [RegionDetector(), ThumbnailDetector()]
+EXTRA: dict[str, list] = {}
 
 
-def _run(frames, workers=1, enabled=True):
+def _run(frames, workers=1, enabled=True, detector=None, **kw):
     flow = Dataflow("dedup_test")
     inp = op.key_on("key", op.input("in", flow, TestingSource(frames)), lambda f: f.stream_id)
-    out = dedup("dedup", inp, ThumbnailDetector(), enabled=enabled)
+    out = dedup("dedup", inp, detector or RegionDetector(), enabled=enabled, **kw)
     kept, skipped = [], []
     op.output("kept", out.kept, TestingSink(kept))
     op.output("skipped", out.skipped, TestingSink(skipped))
+    EXTRA.clear()
+    EXTRA.update(encode_only=[], parts=[])
+    op.output("encode_only", out.encode_only, TestingSink(EXTRA["encode_only"]))
+    op.output("parts", out.parts, TestingSink(EXTRA["parts"]))
     if workers == 1:
         run_main(flow)
     else:
@@ -41,20 +51,20 @@ def test_identical_frames_are_duplicates_of_the_kept_one():
     ]
 
 
-def test_hud_digit_change_is_never_a_duplicate():
+@pytest.mark.parametrize("det", DETECTORS, ids=type)
+def test_hud_digit_change_is_never_a_duplicate(det):
     a, b = _hud_frames()
-    det = ThumbnailDetector()
     assert not det.same(det.signature(a), det.signature(b))
     kept, skipped = _run(
-        [Frame("s", 0, 0.0, a), Frame("s", 1, 0.1, b), Frame("s", 2, 0.2, b.copy())]
+        [Frame("s", 0, 0.0, a), Frame("s", 1, 0.1, b), Frame("s", 2, 0.2, b.copy())], detector=det
     )
     assert [f.seq for f in kept] == [0, 1]
     assert [(o.seq, o.of) for o in skipped] == [(2, 1)]
 
 
-def test_noise_still_deduplicates():
+@pytest.mark.parametrize("det", DETECTORS, ids=type)
+def test_noise_still_deduplicates(det):
     a, _ = _hud_frames()
-    det = ThumbnailDetector()
     ok, jpg = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     recoded = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
@@ -99,3 +109,92 @@ def test_disabled_keeps_every_frame():
     a, _ = _hud_frames()
     kept, skipped = _run([Frame("s", i, 0.0, a.copy()) for i in range(3)], enabled=False)
     assert len(kept) == 3 and skipped == []
+
+
+# -- region-aware detection on the recorded stream ------------------------------------
+
+
+def _recorded():
+    frames = []
+    for _line, entry in read_index(ARENA_SMALL):
+        bgr = cv2.imread(str(ARENA_SMALL / entry["file"]), cv2.IMREAD_COLOR)
+        frames.append((np.ascontiguousarray(bgr[..., ::-1]), GroundTruth.from_dict(entry["truth"])))
+    return frames
+
+
+def _noisy(img, rng):
+    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    j = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.int16)
+    return np.clip(j + int(rng.choice([-2, -1, 1, 2])), 0, 255).astype(np.uint8)
+
+
+def test_recorded_stream_never_hides_a_hud_change_or_an_enemy():
+    recorded = _recorded()
+    frames = [Frame("s", i, float(i), img, truth) for i, (img, truth) in enumerate(recorded)]
+    kept, skipped = _run(frames)
+    by_seq = {f.seq: f for f in frames}
+    dups = [o for o in skipped if o.status is Status.DUPLICATE]
+    assert dups, "the recording has idle stretches: some frames must be duplicates"
+    for o in dups:
+        now, ref = by_seq[o.seq].truth, by_seq[o.of].truth
+        assert now.hud() == ref.hud(), f"seq {o.seq} hid a HUD change from seq {o.of}"
+        assert len(now.enemies) <= len(ref.enemies), f"seq {o.seq} hid an enemy"
+    assert len(kept) + len(skipped) == len(frames)
+
+
+@pytest.mark.parametrize("field", ["health", "armor", "ammo", "money"])
+def test_every_hud_digit_change_is_seen_and_noise_is_not(field):
+    det, rng = RegionDetector(), np.random.default_rng(0)
+    for img, _truth in _recorded()[::12]:
+        assert det.same(det.signature(img), det.signature(img.copy()))
+        assert det.same(det.signature(img), det.signature(_noisy(img, rng)))
+    arena = Arena(width=640, height=360, seed=5, n_enemies=0)
+    base = arena.render()
+    setattr(arena, field, getattr(arena, field) + 1)
+    changed = arena.render()
+    assert det.region_changes(det.signature(base), det.signature(changed)) == [field]
+    assert not det.same(det.signature(base), det.signature(changed))
+
+
+def test_a_scene_seen_before_is_cached_of_its_first_frame():
+    menu = np.full((360, 640, 3), (30, 40, 90), np.uint8)
+    cv2.putText(menu, "PLAY", (250, 180), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+    a, b = _hud_frames()
+    frames = [
+        Frame("s", 0, 0.0, menu),
+        Frame("s", 1, 0.1, a),
+        Frame("s", 2, 0.2, b),
+        Frame("s", 3, 0.3, menu.copy()),
+        Frame("s", 4, 0.4, menu.copy()),
+    ]
+    kept, skipped = _run(frames, cache_size=8)
+    assert [f.seq for f in kept] == [0, 1, 2]
+    assert [o.label for o in skipped] == ["cached(of=0)", "duplicate(of=0)"]
+    # the order step is told to keep seq 0's result for as long as the cache may name it
+    assert [(p.seq, type(p).__name__) for _, p in EXTRA["parts"]] == [(0, "CacheEntry")]
+
+
+def test_scene_routes_classify_or_drop_without_a_model_call():
+    black = np.zeros((360, 640, 3), np.uint8)
+    a, _ = _hud_frames()
+    frames = [Frame("s", 0, 0.0, black), Frame("s", 1, 0.1, a)]
+    kept, skipped = _run(frames, routes={Scene.LOADING: Route.CLASSIFY})
+    assert [f.seq for f in kept] == [1] and skipped == []
+    assert [f.seq for _, f in EXTRA["encode_only"]] == [0]
+    ((_, reading),) = EXTRA["parts"]
+    assert isinstance(reading, VisionResult) and reading.scene is Scene.LOADING
+    kept, skipped = _run(frames, routes={Scene.LOADING: Route.DROP})
+    assert [f.seq for f in kept] == [1] and [o.label for o in skipped] == ["dropped(scene_loading)"]
+
+
+def test_scene_cache_is_a_bounded_lru_with_a_hamming_radius():
+    det = RegionDetector()
+    cache = SceneCache(det, size=2)
+    imgs = [np.full((90, 160, 3), v, np.uint8) for v in (20, 120, 220)]
+    for i, img in enumerate(imgs):
+        cv2.circle(img, (40 + 30 * i, 45), 20, (255, 0, 0), -1)
+        cache.add(i, det.signature(img))
+    assert list(cache.entries) == [1, 2]  # the oldest went
+    assert cache.find(det.signature(imgs[2])) == 2
+    assert cache.find(det.signature(imgs[0])) is None

@@ -111,3 +111,23 @@ def test_order_in_a_flow_with_two_streams():
     run_main(flow)
     for s in ("a", "b"):
         assert [o.seq for k, o in got if k == s] == [0, 1]
+
+
+def test_cached_frames_resolve_against_a_pinned_scene_long_after_it():
+    from operators.types import CacheEntry
+
+    policy = OrderPolicy(gap_deadline_ms=1e9, keep_results=4, cache_results=8)
+    logic = OrderLogic(policy, OrderMetrics(), FakeClock())
+    parts = [CacheEntry("s", 0), vis(0), enc(0)]  # a menu, kept and pinned
+    for seq in range(1, 20):  # gameplay pushes it out of the recent results
+        parts += [vis(seq), enc(seq)]
+    parts.append(Outcome("s", 20, Status.CACHED, 20.0, of=0))  # the menu again
+    parts.append(Outcome("s", 21, Status.DUPLICATE, 21.0, of=1))  # seq 1 is long gone
+    out = []
+    for p in parts:
+        out += logic.on_batch([p])[0]
+    assert [o.seq for o in out] == list(range(22))
+    cached = out[20]
+    assert isinstance(cached, Observation) and cached.status is Status.CACHED
+    assert cached.source_seq == 0 and cached.vision.health == 0
+    assert out[21].label == "failed(reference_lost)"  # not pinned: honest failure, not a guess
