@@ -20,6 +20,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     "capture.source": {
         "arena": "operators.capture:ArenaSource",
         "replay": "operators.capture:ReplaySource",
+        "screen": "operators.screen:ScreenSource",
     },
     "dedup.detector": {
         "regions": "operators.dedup:RegionDetector",

@@ -267,8 +267,8 @@ def read_index(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                 continue
             try:
                 entry = json.loads(line)
-                if not isinstance(entry, dict) or "file" not in entry:
-                    raise ValueError("entry needs a 'file'")
+                if not isinstance(entry, dict) or ("file" not in entry and "error" not in entry):
+                    raise ValueError("entry needs a 'file' (or the 'error' of a failed capture)")
             except ValueError as ex:
                 msg = f"{index}:{no}: corrupt or truncated index line ({ex})"
                 raise RecordingError(msg) from ex
@@ -312,12 +312,17 @@ class _ReplayPartition(StatefulSourcePartition[Frame, None]):
         return [self._load(no, entry)]
 
     def _load(self, no: int, entry: dict[str, Any]) -> Frame:
-        file = self.path / str(entry["file"])
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
         truth = GroundTruth.from_dict(entry["truth"]) if entry.get("truth") else None
         error = None
+        if "file" not in entry:  # a capture that failed when it was recorded
+            error = f"{self.path} (index line {no}): recorded failure: {entry['error']}"
+            image = None
+        else:
+            file = self.path / str(entry["file"])
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                error = f"{file} (index line {no}): cannot decode image"
         if image is None:
-            error = f"{file} (index line {no}): cannot decode image"
             image = np.zeros((0, 0, 3), np.uint8)
         else:
             image = np.ascontiguousarray(image[..., ::-1])

@@ -70,13 +70,20 @@ class LocalVisionBackend:
 
     def __init__(
         self,
-        hud_regions: Mapping[str, Sequence[float]] | None = None,
+        hud_regions: str | Mapping[str, Sequence[float]] | None = None,
         enemy_rgb: Sequence[int] = ENEMY_RGB,
         enemy_tolerance: int = 40,
         min_enemy_area: float = 0.0002,
         ocr_height: int = 48,
         ocr_threads: int = 1,
     ) -> None:
+        if isinstance(hud_regions, str):
+            from operators.dedup import HUD_PRESETS
+
+            if hud_regions not in HUD_PRESETS:
+                msg = f"vision.options.hud_regions = {hud_regions!r}: expected one of {sorted(HUD_PRESETS)} or a table"
+                raise ValueError(msg)
+            hud_regions = HUD_PRESETS[hud_regions]
         regions = dict(ARENA_HUD_REGIONS if hud_regions is None else hud_regions)
         valid = set(ARENA_HUD_REGIONS)
         for key, rect in regions.items():

@@ -1,9 +1,13 @@
 """Recorder: write a stream of frames to a recorded-stream folder (no pickle).
 
-A recording is a folder with one PNG per frame and ``index.jsonl``, one JSON
+A recording is a folder with one PNG per frame, in chunk folders of
+``chunk_frames`` frames (``chunk-00000/00000000.png``: no folder grows past a
+few thousand files however long the session), and ``index.jsonl``, one JSON
 line per frame: ``{"seq", "captured_at", "file", "truth"}``. The index is
-appended and flushed line by line, so memory stays bounded however long the
-session, and a crash leaves every frame before it readable.
+appended and flushed line by line, so memory stays bounded, and a crash
+leaves every frame before it readable. A frame whose capture failed is
+recorded as ``{"seq", "captured_at", "error"}`` and replays as
+``failed(capture)``.
 :class:`~operators.capture.ReplaySource` reads it back.
 """
 
@@ -33,7 +37,11 @@ class RecordingWriter:
     ...     w.write(Frame("s", 0, 0.0, np.zeros((16, 16, 3), np.uint8)))
     """
 
-    def __init__(self, path: str | Path, compression: int = 3) -> None:
+    def __init__(self, path: str | Path, compression: int = 3, chunk_frames: int = 1000) -> None:
+        if chunk_frames < 1:
+            msg = f"chunk_frames must be >= 1; got {chunk_frames}"
+            raise ValueError(msg)
+        self.chunk_frames = chunk_frames
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         if (self.path / INDEX_NAME).exists():
@@ -45,16 +53,22 @@ class RecordingWriter:
         self.count = 0
 
     def write(self, frame: Frame) -> None:
-        if frame.image_error() is not None:
-            msg = f"cannot record {frame.stream_id}#{frame.seq}: {frame.image_error()}"
-            raise RecordingError(msg)
-        name = f"{frame.seq:08d}.png"
+        problem = frame.image_error()
+        if problem is not None:  # keep the failure in the recording, not the picture
+            self._append({"seq": frame.seq, "captured_at": frame.captured_at, "error": problem})
+            return
+        chunk = f"chunk-{frame.seq // self.chunk_frames:05d}"
+        (self.path / chunk).mkdir(exist_ok=True)
+        name = f"{chunk}/{frame.seq:08d}.png"
         if not cv2.imwrite(str(self.path / name), frame.image[..., ::-1], self._params):
             msg = f"{self.path / name}: could not write the frame"
             raise RecordingError(msg)
         entry: dict[str, Any] = {"seq": frame.seq, "captured_at": frame.captured_at, "file": name}
         if frame.truth is not None:
             entry["truth"] = frame.truth.to_dict()
+        self._append(entry)
+
+    def _append(self, entry: dict[str, Any]) -> None:
         with self._lock:
             self._index.write(json.dumps(entry) + "\n")
             self._index.flush()

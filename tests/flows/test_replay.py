@@ -89,3 +89,41 @@ def test_damaged_recording_delivers_frames_before_the_damage(tmp_path):
     assert led["captured"] == 5 and led["balanced"]
     assert led["reasons"] == {"failed(capture)": 1}
     assert any("index.jsonl:6" in e for e in summary["capture"]["errors"])
+
+
+def test_recorder_chunks_frames_and_keeps_failed_captures(tmp_path):
+    import numpy as np
+
+    from operators.types import Frame
+    from sinks.recorder import RecordingWriter
+
+    img = np.full((36, 64, 3), 90, np.uint8)
+    with RecordingWriter(tmp_path / "rec", chunk_frames=4) as writer:
+        for seq in range(10):
+            if seq == 6:
+                writer.write(
+                    Frame("s", seq, float(seq), np.zeros((0, 0, 3), np.uint8), error="grab failed")
+                )
+            else:
+                writer.write(Frame("s", seq, float(seq), img + seq))
+    entries = [json.loads(x) for x in (tmp_path / "rec" / "index.jsonl").read_text().splitlines()]
+    assert [e.get("file") for e in entries[:5]] == [
+        "chunk-00000/00000000.png",
+        "chunk-00000/00000001.png",
+        "chunk-00000/00000002.png",
+        "chunk-00000/00000003.png",
+        "chunk-00001/00000004.png",
+    ]
+    assert entries[6] == {"seq": 6, "captured_at": 6.0, "error": "grab failed"}
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == [
+        "chunk-00000",
+        "chunk-00001",
+        "chunk-00002",
+        "index.jsonl",
+    ]
+    over = replay_overrides()
+    over["capture"]["options"]["paths"] = [str(tmp_path / "rec")]
+    summary = Pipeline(overrides=over).wait(120)
+    led = summary["ledger"]
+    assert led["captured"] == 10 and led["balanced"]
+    assert led["reasons"] == {"failed(capture)": 1}

@@ -1,0 +1,181 @@
+"""The live screen as a capture source (``mss``): a monitor or a region, at a target rate.
+
+``ScreenSource`` grabs the screen of ``display`` (X11: ``$DISPLAY`` by default;
+Windows and macOS work as mss does there) at ``fps``, paced by Bytewax's
+``next_awake`` on a drift-free tick schedule (never sleeping in Bytewax's
+loop); each frame is stamped with the time it was grabbed. When a grab takes
+longer than a tick, the ticks it missed are counted (``missed`` in the run
+summary) rather than queued. A failed grab becomes a frame that fails as
+``failed(capture)``; ``max_errors`` failures in a row end the stream with the
+error in the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import cv2
+import numpy as np
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from operators.capture import Clock, _Budget, _Pacer
+from operators.errors import ConfigError
+from operators.ledger import Ledger
+from operators.types import Frame
+
+__all__ = ["ScreenSource", "grab_rgb"]
+
+logger = logging.getLogger(__name__)
+
+
+def grab_rgb(sct: Any, area: Mapping[str, int]) -> np.ndarray:
+    """One screenshot of ``area`` (mss monitor dict) as an RGB ``(H, W, 3)`` uint8 array."""
+    shot = sct.grab(dict(area))
+    bgra = np.frombuffer(shot.bgra, np.uint8).reshape(shot.height, shot.width, 4)
+    return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
+
+
+class _ScreenPartition(StatefulSourcePartition[Frame, None]):
+    def __init__(self, src: ScreenSource) -> None:
+        self.src = src
+        self.sct = src._open()
+        self.area = src._area(self.sct)
+        self.pacer = _Pacer(src.fps, src.clock)
+        self.seq = 0
+        self.errors_in_row = 0
+
+    def next_batch(self) -> list[Frame]:
+        src = self.src
+        if src.budget.over(self.seq):
+            raise StopIteration
+        if not self.pacer.due():
+            return []
+        captured = src.clock()
+        try:
+            frame = Frame(src.stream_id, self.seq, captured, grab_rgb(self.sct, self.area))
+            self.errors_in_row = 0
+        except Exception as ex:  # a display that went away, a region off screen...
+            self.errors_in_row += 1
+            detail = f"screen grab of {dict(self.area)} failed: {type(ex).__name__}: {ex}"
+            if self.errors_in_row > src.max_errors:
+                src.errors.append(
+                    f"{src.stream_id}: stopped after {src.max_errors} failed grabs; {detail}"
+                )
+                logger.error("%s", src.errors[-1])
+                raise StopIteration from ex
+            frame = Frame(
+                src.stream_id, self.seq, captured, np.zeros((0, 0, 3), np.uint8), error=detail
+            )
+        src.ledger.captured(src.stream_id, self.seq)
+        self.seq += 1
+        src.missed[src.stream_id] = self.pacer.missed
+        return [frame]
+
+    def next_awake(self) -> Any:
+        return self.pacer.awake()
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.sct.close()
+
+
+class ScreenSource(FixedPartitionedSource[Frame, None]):
+    """Frames of the live screen, one stream (``stream_id``).
+
+    ``monitor`` is mss's monitor index (1 = the first screen, 0 = all of them);
+    ``region`` (``{left, top, width, height}`` in pixels, relative to that
+    monitor) captures part of it. ``fps`` 0 grabs as fast as the flow takes
+    frames; ``frames`` 0 runs until the run is stopped.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        display: str | None = None,
+        monitor: int = 1,
+        region: Mapping[str, int] | None = None,
+        fps: float = 30.0,
+        frames: int = 0,
+        stream_id: str = "screen",
+        max_errors: int = 30,
+        stop: threading.Event | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        if fps < 0:
+            msg = f"capture.options.fps must be >= 0; got {fps}"
+            raise ValueError(msg)
+        if region is not None:
+            missing = {"left", "top", "width", "height"} - set(region)
+            if (
+                missing
+                or any(int(region[k]) < 0 for k in region)
+                or not region.get("width")
+                or not region.get("height")
+            ):
+                msg = f"capture.options.region = {dict(region)!r}: expected {{left, top, width, height}} >= 0, width and height > 0"
+                raise ValueError(msg)
+        self.ledger = ledger
+        self.display = display
+        self.monitor = monitor
+        self.region = dict(region) if region is not None else None
+        self.fps = fps
+        self.budget = _Budget(frames, stop)
+        self.stream_id = stream_id
+        self.max_errors = max_errors
+        self.clock = clock
+        self.missed: dict[str, int] = {}
+        self.errors: list[str] = []
+        # Fail at build time, with the display's name, if there is no screen to grab.
+        sct = self._open()
+        try:
+            self._area(sct)
+        finally:
+            sct.close()
+
+    def _open(self) -> Any:
+        try:
+            import mss
+        except ImportError as ex:  # pragma: no cover - mss is a dependency
+            msg = "the screen source needs `pip install mss`"
+            raise ConfigError(msg) from ex
+        try:
+            factory = getattr(mss, "MSS", None) or mss.mss  # mss.MSS from 10.2 on
+            return factory(display=self.display) if self.display else factory()
+        except Exception as ex:
+            import os
+
+            name = self.display or os.environ.get("DISPLAY") or "(DISPLAY is not set)"
+            msg = f"capture.source = 'screen': cannot open display {name}: {ex}"
+            raise ConfigError(msg) from ex
+
+    def _area(self, sct: Any) -> dict[str, int]:
+        monitors = sct.monitors
+        if not 0 <= self.monitor < len(monitors):
+            msg = f"capture.options.monitor = {self.monitor}: this display has monitors 0..{len(monitors) - 1}"
+            raise ConfigError(msg)
+        mon = monitors[self.monitor]
+        if self.region is None:
+            return {k: int(mon[k]) for k in ("left", "top", "width", "height")}
+        r = self.region
+        if r["left"] + r["width"] > mon["width"] or r["top"] + r["height"] > mon["height"]:
+            msg = f"capture.options.region = {r!r} does not fit monitor {self.monitor} ({mon['width']}x{mon['height']})"
+            raise ConfigError(msg)
+        return {
+            "left": int(mon["left"] + r["left"]),
+            "top": int(mon["top"] + r["top"]),
+            "width": int(r["width"]),
+            "height": int(r["height"]),
+        }
+
+    def list_parts(self) -> list[str]:
+        return [self.stream_id]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ScreenPartition:
+        return _ScreenPartition(self)
