@@ -119,6 +119,10 @@ class EnvConfig:
     """``step()`` waits up to this long for an observation captured after its action (0: never waits)."""
     max_episode_steps: int = 1000
     """Episodes are truncated after this many steps."""
+    control_hz: float = 0.0
+    """A fixed control rate (0: none). ``step()`` sends the action, then returns at the end
+    of its time step with the freshest observation; when the agent is late, the schedule
+    restarts from now (elastic, as rtgym does) and ``info["overrun"]`` says so."""
     start_timeout_s: float = 60.0
     """``reset()`` fails if no observation arrives within this long."""
     reward: str = "default"

@@ -58,6 +58,8 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         max_wait_ms: ``step()`` waits up to this long for an observation captured
             after the action (default from ``[env]``; 0 never waits).
         max_episode_steps: truncate episodes after this many steps.
+        control_hz: a fixed control rate (default from ``[env]``; 0 = none): ``step()``
+            returns at the end of its time step; a late agent restarts the schedule.
         stream_id: which stream to act on and observe (default: the first).
         render_mode: ``"rgb_array"`` returns the 84×84 visual observation.
     """
@@ -71,6 +73,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         overrides: Mapping[str, Any] | None = None,
         max_wait_ms: float | None = None,
         max_episode_steps: int | None = None,
+        control_hz: float | None = None,
         stream_id: str | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -87,6 +90,13 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self.max_episode_steps = (
             cfg.env.max_episode_steps if max_episode_steps is None else max_episode_steps
         )
+        hz = cfg.env.control_hz if control_hz is None else float(control_hz)
+        if hz < 0:
+            msg = f"control_hz must be >= 0; got {hz}"
+            raise ValueError(msg)
+        self.control_period = 1.0 / hz if hz > 0 else 0.0
+        self._tick: float | None = None
+        self.overruns = 0
         self.reward_fn = resolve("env.reward", cfg.env.reward)
         self._stream_id = stream_id
         self.action_space = spaces.MultiDiscrete([3, 5, 10, 8])
@@ -170,6 +180,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             )
             raise RuntimeError(msg)
         self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
+        self._tick = None
         return self._to_obs(obs), self._info(obs, min_seq)
 
     def step(self, action: np.ndarray) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -180,6 +191,10 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             msg = f"action {action!r} is not in {self.action_space}"
             raise ValueError(msg)
         p = self._ensure_running()
+        # Hand the GIL over once: an agent stepping in a tight loop would otherwise
+        # hold it for whole switch intervals and starve the dataflow thread (measured:
+        # observation age 737 ms instead of 310 ms at 20k steps/s). Costs microseconds.
+        time.sleep(0)
         control = self._control()
         action_seq: int | None = None
         if control is not None:
@@ -191,6 +206,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
                 if applied is not None:
                     action_seq = applied
                     p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
+        overrun = self._keep_time()
         obs = p.store.latest(self.stream_id) or self._last
         reward, terminated = 0.0, False
         if obs.seq > self._rewarded_seq:
@@ -199,13 +215,25 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self._last = obs
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
-        return (
-            self._to_obs(obs),
-            float(reward),
-            bool(terminated),
-            bool(truncated),
-            self._info(obs, action_seq),
-        )
+        info = self._info(obs, action_seq)
+        info["overrun"] = overrun
+        return self._to_obs(obs), float(reward), bool(terminated), bool(truncated), info
+
+    def _keep_time(self) -> bool:
+        """With a control rate, wait for the end of this time step; True if the agent was late."""
+        if not self.control_period:
+            return False
+        now = time.monotonic()
+        if self._tick is None:  # first step of the episode: its time step starts now
+            self._tick = now + self.control_period
+        if now <= self._tick:
+            time.sleep(self._tick - now)
+            self._tick += self.control_period
+            return False
+        # Elastic: the agent took longer than a time step; start the schedule afresh.
+        self.overruns += 1
+        self._tick = now + self.control_period
+        return True
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

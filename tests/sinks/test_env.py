@@ -76,3 +76,82 @@ def test_step_before_reset_and_bad_action_are_clear_errors():
             env.step(np.array([9, 0, 0, 0]))
     finally:
         env.close()
+
+
+def test_works_under_gymnasium_wrappers():
+    from gymnasium.wrappers import (
+        FlattenObservation,
+        FrameStackObservation,
+        RecordEpisodeStatistics,
+    )
+
+    env = RecordEpisodeStatistics(gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=12))
+    stacked = FrameStackObservation(FlattenObservation(env), stack_size=4)
+    try:
+        obs, _ = stacked.reset(seed=1)
+        assert obs.shape == (4, 84 * 84 * 3 + 10 + 50) and obs in stacked.observation_space
+        episode = None
+        for _ in range(12):
+            obs, _r, terminated, truncated, info = stacked.step(stacked.action_space.sample())
+            if terminated or truncated:
+                episode = info["episode"]
+                break
+        assert episode is not None and episode["l"] >= 1
+    finally:
+        stacked.close()
+    assert _framewax_threads() == []
+
+
+def test_a_vector_env_of_two_runs_two_pipelines():
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=50) for _ in range(2)]
+    )
+    try:
+        obs, info = envs.reset(seed=[3, 4])
+        assert obs["visual"].shape == (2, 84, 84, 3)
+        for _ in range(5):
+            obs, rewards, _term, _trunc, info = envs.step(envs.action_space.sample())
+        assert rewards.shape == (2,) and obs["numerical"].shape == (2, 10)
+        assert len(set(info["seq"].tolist())) >= 1 and (info["age_ms"] >= 0).all()
+    finally:
+        envs.close()
+    assert _framewax_threads() == []
+
+
+def test_control_rate_paces_steps_and_is_elastic_when_the_agent_is_late():
+    import time
+
+    env = VisionPipelineEnv(overrides=SMALL, control_hz=20.0)
+    try:
+        env.reset(seed=2)
+        t0 = time.monotonic()
+        overruns = [env.step(env.action_space.sample())[4]["overrun"] for _ in range(10)]
+        elapsed = time.monotonic() - t0
+        assert 0.45 <= elapsed < 1.5 and not any(overruns)  # 10 steps of 50 ms
+        time.sleep(0.2)  # the agent thinks for four time steps
+        _obs, _r, _t, _tr, info = env.step(env.action_space.sample())
+        assert info["overrun"] and env.overruns == 1
+        t1 = time.monotonic()
+        env.step(
+            env.action_space.sample()
+        )  # the schedule restarted: a full step, no catch-up burst
+        assert time.monotonic() - t1 >= 0.03
+    finally:
+        env.close()
+
+
+def test_stable_baselines3_ppo_trains_on_it_unmodified():
+    from stable_baselines3 import PPO  # in the test extra (and the rl extra)
+
+    env = gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=64)
+    try:
+        model = PPO(
+            "MultiInputPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu"
+        )
+        model.learn(total_timesteps=128)
+        assert model.num_timesteps >= 128
+        action, _ = model.predict(env.observation_space.sample(), deterministic=True)
+        assert action in env.action_space
+    finally:
+        env.close()
+    assert _framewax_threads() == []
