@@ -20,7 +20,7 @@ import numpy as np
 from bytewax.dataflow import operator
 from bytewax.operators import KeyedStream
 
-from operators.arena import ARENA_HUD_REGIONS
+from operators.hud import CS2_HUD_REGIONS, hud_regions
 from operators.types import CacheEntry, Frame, Outcome, Scene, VisionResult
 
 __all__ = [
@@ -78,16 +78,6 @@ class ThumbnailDetector:
         return int(np.abs(a - b).max()) <= self.threshold
 
 
-CS2_HUD_REGIONS: dict[str, tuple[float, float, float, float]] = {
-    # Counter-Strike 2's default HUD on a 16:9 screen (approximate; override per setup).
-    "health": (0.00, 0.94, 0.10, 1.00),
-    "armor": (0.10, 0.94, 0.20, 1.00),
-    "ammo": (0.86, 0.93, 1.00, 1.00),
-    "money": (0.00, 0.20, 0.13, 0.27),
-}
-HUD_PRESETS = {"arena": ARENA_HUD_REGIONS, "cs2": CS2_HUD_REGIONS}
-
-
 @dataclass(frozen=True)
 class Signature:
     """What :class:`RegionDetector` remembers of a frame."""
@@ -132,19 +122,7 @@ class RegionDetector:
         margin: int = 16,
         hamming: int = 10,
     ) -> None:
-        if isinstance(regions, str):
-            if regions not in HUD_PRESETS:
-                msg = f"dedup.options.regions = {regions!r}: expected one of {sorted(HUD_PRESETS)} or a table"
-                raise ValueError(msg)
-            regions = HUD_PRESETS[regions]
-        rects = {}
-        for name, r in regions.items():
-            if len(r) != 4 or not (0 <= r[0] < r[2] <= 1 and 0 <= r[1] < r[3] <= 1):
-                msg = (
-                    f"dedup.options.regions.{name} = {list(r)!r}: expected [x0, y0, x1, y1] in 0..1"
-                )
-                raise ValueError(msg)
-            rects[name] = tuple(float(v) for v in r)
+        rects = hud_regions(regions, "dedup.options.regions")
         if region_height < 4 or hash_size < 4 or min_pixels < 0 or hamming < 0:
             msg = "dedup.options: region_height >= 4, hash_size >= 4, min_pixels >= 0, hamming >= 0"
             raise ValueError(msg)

@@ -20,6 +20,7 @@ import numpy as np
 
 from operators.arena import ARENA_HUD_REGIONS, ENEMY_RGB
 from operators.errors import VisionError
+from operators.hud import hud_regions as resolve_hud_regions
 from operators.types import Detection, Frame, Scene, VisionResult
 
 __all__ = ["LocalVisionBackend", "parse_hud_text"]
@@ -60,7 +61,7 @@ def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
 class LocalVisionBackend:
     """OCR of configured HUD regions plus colour-based enemy detection.
 
-    ``hud_regions`` maps ``health``/``armor``/``ammo``/``money`` to relative
+    ``hud_regions`` (``"arena"``, ``"cs2"`` or a table) maps ``health``/``armor``/``ammo``/``money`` to relative
     ``[x0, y0, x1, y1]`` rectangles (the arena's by default); ``ammo`` reads
     ``clip/reserve``. ``enemy_rgb`` ± ``enemy_tolerance`` is the enemy colour;
     blobs smaller than ``min_enemy_area`` (fraction of the frame) are ignored.
@@ -77,23 +78,11 @@ class LocalVisionBackend:
         ocr_height: int = 48,
         ocr_threads: int = 1,
     ) -> None:
-        if isinstance(hud_regions, str):
-            from operators.dedup import HUD_PRESETS
-
-            if hud_regions not in HUD_PRESETS:
-                msg = f"vision.options.hud_regions = {hud_regions!r}: expected one of {sorted(HUD_PRESETS)} or a table"
-                raise ValueError(msg)
-            hud_regions = HUD_PRESETS[hud_regions]
-        regions = dict(ARENA_HUD_REGIONS if hud_regions is None else hud_regions)
-        valid = set(ARENA_HUD_REGIONS)
-        for key, rect in regions.items():
-            if key not in valid:
-                msg = f"vision.options.hud_regions: unknown field {key!r}; expected one of {sorted(valid)}"
-                raise ValueError(msg)
-            if len(rect) != 4 or not (0 <= rect[0] < rect[2] <= 1 and 0 <= rect[1] < rect[3] <= 1):
-                msg = f"vision.options.hud_regions.{key} = {list(rect)!r}: expected [x0, y0, x1, y1] in 0..1"
-                raise ValueError(msg)
-        self.hud_regions = {k: tuple(float(v) for v in r) for k, r in regions.items()}
+        self.hud_regions = resolve_hud_regions(
+            ARENA_HUD_REGIONS if hud_regions is None else hud_regions,
+            "vision.options.hud_regions",
+            fields=ARENA_HUD_REGIONS,
+        )
         self.enemy_rgb = np.array(enemy_rgb, np.int16)
         self.enemy_tolerance = int(enemy_tolerance)
         self.min_enemy_area = float(min_enemy_area)

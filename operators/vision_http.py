@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -110,7 +111,7 @@ def _endpoint_specs(
     return specs
 
 
-class HttpVisionBackend:
+class HttpVisionBackend(ABC):
     """A vision-language model behind HTTP, on one or several endpoints.
 
     The vision operator calls :meth:`reserve` (non-blocking) when it has a
@@ -186,16 +187,17 @@ class HttpVisionBackend:
         self.failures: Counter[str] = Counter()
 
     # -- protocol-specific parts -------------------------------------------------
+    @abstractmethod
     def payload(self, image_b64: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """The request body for one frame."""
 
+    @abstractmethod
     def content(self, body: Any) -> tuple[str, float]:
         """The model's text and the server's model time (ms, 0 if unknown) from a 200 reply."""
-        raise NotImplementedError
 
+    @abstractmethod
     def probe(self, ep: EndpointState) -> None:
         """Check that ``ep`` answers (raises ``VisionError``); log what is worth knowing."""
-        raise NotImplementedError
 
     # -- calls -------------------------------------------------------------------
     def reserve(self) -> Lease | None:
