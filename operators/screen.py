@@ -145,15 +145,22 @@ class ScreenSource(FixedPartitionedSource[Frame, None]):
         except ImportError as ex:  # pragma: no cover - mss is a dependency
             msg = "the screen source needs `pip install mss`"
             raise ConfigError(msg) from ex
-        try:
-            factory = getattr(mss, "MSS", None) or mss.mss  # mss.MSS from 10.2 on
-            return factory(display=self.display) if self.display else factory()
-        except Exception as ex:
-            import os
+        factory = getattr(mss, "MSS", None) or mss.mss  # mss.MSS from 10.2 on
+        for attempt in range(3):
+            try:
+                return factory(display=self.display) if self.display else factory()
+            except Exception as ex:
+                # An X server that is busy can refuse a connection now and take it
+                # a moment later; a display that is not there fails all three.
+                if attempt < 2:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                import os
 
-            name = self.display or os.environ.get("DISPLAY") or "(DISPLAY is not set)"
-            msg = f"capture.source = 'screen': cannot open display {name}: {ex}"
-            raise ConfigError(msg) from ex
+                name = self.display or os.environ.get("DISPLAY") or "(DISPLAY is not set)"
+                msg = f"capture.source = 'screen': cannot open display {name}: {ex}"
+                raise ConfigError(msg) from ex
+        raise AssertionError("unreachable")
 
     def _area(self, sct: Any) -> dict[str, int]:
         monitors = sct.monitors
