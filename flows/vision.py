@@ -52,12 +52,6 @@ def build_flow(
         "capture.source", c.source, c.options, ledger=rt.ledger, stop=rt.stop, controls=rt.controls
     )
     detector = build("dedup.detector", d.detector, d.options) if d.enabled else None
-    if (d.routes or d.cache_size) and d.enabled and not hasattr(detector, "classify"):
-        msg = (
-            f"dedup.routes and dedup.cache_size need a detector that classifies scenes "
-            f"('regions'); dedup.detector = {d.detector!r} does not"
-        )
-        raise ConfigError(msg)
     rt.backend = build(
         "vision.backend",
         v.backend,
@@ -87,18 +81,24 @@ def build_flow(
     flow = Dataflow("framewax_vision")
     frames = capture("capture", flow, rt.source)
     # (stream_id, Frame)
-    checked = dedup(
-        "dedup",
-        frames,
-        detector,
-        enabled=d.enabled,
-        cache_size=d.cache_size,
-        cache_scenes=[choice(Scene, n, "dedup.cache_scenes") for n in d.cache_scenes],
-        routes={
-            choice(Scene, k, "dedup.routes"): choice(Route, v, f"dedup.routes.{k}")
-            for k, v in d.routes.items()
-        },
-    )
+    cache_scenes = [choice(Scene, n, "dedup.cache_scenes") for n in d.cache_scenes]
+    routes = {
+        choice(Scene, k, "dedup.routes"): choice(Route, v, f"dedup.routes.{k}")
+        for k, v in d.routes.items()
+    }
+    try:
+        checked = dedup(
+            "dedup",
+            frames,
+            detector,
+            enabled=d.enabled,
+            cache_size=d.cache_size,
+            cache_scenes=cache_scenes,
+            routes=routes,
+        )
+    except ValueError as ex:  # routes or the cache with a detector that cannot classify
+        msg = f"dedup.detector = {d.detector!r}: {ex}"
+        raise ConfigError(msg) from ex
     # kept / encode_only: (stream_id, Frame); parts: (stream_id, VisionResult | CacheEntry);
     # skipped: (stream_id, Outcome)
     readings = call_vision(

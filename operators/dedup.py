@@ -217,7 +217,6 @@ class SceneCache:
         self.size = size
         self.radius = detector.hamming if radius is None else radius
         self.entries: OrderedDict[int, Signature] = OrderedDict()
-        self.hits = 0
 
     def find(self, sig: Signature) -> int | None:
         best, best_d = None, self.radius + 1
@@ -229,7 +228,6 @@ class SceneCache:
                 best, best_d = seq, d
         if best is not None:
             self.entries.move_to_end(best)
-            self.hits += 1
         return best
 
     def add(self, seq: int, sig: Signature) -> None:

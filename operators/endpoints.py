@@ -184,10 +184,6 @@ class Router:
             best.peak_in_flight = max(best.peak_in_flight, best.in_flight)
             return Lease(best, now)
 
-    def capacity(self) -> int:
-        with self._lock:
-            return sum(ep.limit for ep in self.endpoints)
-
     # -- outcomes --------------------------------------------------------------
     def retried(self, ep: EndpointState, cause: str) -> None:
         with self._lock:

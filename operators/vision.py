@@ -99,10 +99,14 @@ class VisionMetrics:
 
     submitted: int = 0
     completed: int = 0
-    failed: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
+
+    @property
+    def failed(self) -> int:
+        """Calls that ended without a result, all reasons together."""
+        return sum(self.failures.values())
 
 
 def _timed_infer(
@@ -192,7 +196,6 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             # The thread cannot be killed; its slot stays taken until it ends.
             del self.inflight[fut]
             self.abandoned.add(fut)
-            st.metrics.failed += 1
             st.metrics.failures["timeout"] += 1
             out.append(
                 Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
@@ -248,7 +251,6 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
         try:
             result, ms = fut.result()
         except StageError as ex:
-            m.failed += 1
             m.failures[ex.reason] += 1
             return Outcome.failed(frame, ex.reason, ex.detail)
         except Exception as ex:  # a backend bug must not stop the flow
@@ -258,14 +260,12 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
                 frame.stream_id,
                 frame.seq,
             )
-            m.failed += 1
             m.failures["error"] += 1
             return Outcome.failed(frame, "error", f"{type(ex).__name__}: {ex}")
         if not isinstance(result, VisionResult) or (result.stream_id, result.seq) != (
             frame.stream_id,
             frame.seq,
         ):
-            m.failed += 1
             m.failures["error"] += 1
             return Outcome.failed(
                 frame, "error", f"backend returned {result!r} for seq {frame.seq}"
