@@ -32,9 +32,9 @@ from bytewax.testing import TestingSink, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operators.capture import ReplaySource, capture
-from operators.ledger import Ledger
+from operators.capture import ReplaySource
 from operators.screen import ScreenSource
+from operators.steps import capture
 from sinks.recorder import RecordingWriter
 
 
@@ -74,10 +74,10 @@ def painter(display: str, w: int, h: int, stop: threading.Event) -> None:
     d.close()
 
 
-def run_source(source: Any) -> list[Any]:
+def run_source(source: Any, stop: threading.Event | None = None) -> list[Any]:
     flow = Dataflow("capture_bench")
     got: list[Any] = []
-    op.output("out", capture("capture", flow, source), TestingSink(got))
+    op.output("out", capture("capture", flow, source, stop=stop), TestingSink(got))
     run_main(flow)
     return [f for _, f in got]
 
@@ -92,10 +92,10 @@ def screen_rows(n: int, w: int, h: int, seconds: float) -> list[dict[str, Any]]:
         for fps in (30.0, 60.0, 0.0):
             frames_budget = int(fps * seconds) if fps else 0
             halt = threading.Event()
-            src = ScreenSource(Ledger(), display=f":{n}", fps=fps, frames=frames_budget, stop=halt)
+            src = ScreenSource(display=f":{n}", fps=fps, frames=frames_budget)
             if not fps:
                 threading.Timer(seconds, halt.set).start()
-            frames = run_source(src)
+            frames = run_source(src, stop=halt)
             stamps = np.array([f.captured_at for f in frames])
             span = stamps[-1] - stamps[0]
             achieved = (len(frames) - 1) / span
@@ -131,13 +131,13 @@ def replay_row(frames: int = 300) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as tmp:
-        from operators.types import Frame
+        from operators.frame import Frame
 
         with RecordingWriter(Path(tmp) / "rec", compression=1) as writer:
             for seq in range(frames):
                 writer.write(Frame("s", seq, seq / 30, np.roll(base, seq, axis=1)))
         t0 = time.perf_counter()
-        got = run_source(ReplaySource(Ledger(), paths=[str(Path(tmp) / "rec")], pace="fast"))
+        got = run_source(ReplaySource(paths=[str(Path(tmp) / "rec")], pace="fast"))
         dt = time.perf_counter() - t0
     row = {"replay": "1280x720 PNG, fast", "frames": len(got), "fps": len(got) / dt}
     print(f"replay 720p: {row['fps']:.1f} frames/s", flush=True)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from operators.arena import Arena, Autopilot
 from operators.dedup import RegionDetector, ThumbnailDetector
-from operators.types import GroundTruth
+from operators.truth import GroundTruth
 
 
 class ImageHashDetector:

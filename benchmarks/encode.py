@@ -4,7 +4,7 @@
 
 1. Encodes the same 720p frames at batch 1, 4, 16 and 64 with the default
    encoder (Nature-CNN, 84x84 observation): frames/s and the ratio to batch 1.
-2. Runs the real window + encode step (``operators.batching.batch_encode``) in a
+2. Runs the real window + encode step (``operators.steps.batch_encode``) in a
    Bytewax flow fed at ``--window-fps``: the latency it adds to each frame
    (arrival -> encoded), p50/p99, against the bound ``timeout + one batch's
    compute`` (p99 compute of the batches it ran).
@@ -29,10 +29,11 @@ from bytewax.testing import run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operators._pool import BoundedPool
-from operators.batching import BatchMetrics, WindowPolicy, batch_encode
+
+from operators.batching import EncodeStage, WindowPolicy
 from operators.encoder import Encoder
-from operators.types import Frame
+from operators.frame import Frame
+from operators.steps import batch_encode
 
 
 class PacedSource(DynamicSource[Frame]):
@@ -70,14 +71,16 @@ def window_latency(
     frames = op.key_on(
         "key", op.input("in", flow, PacedSource(images, fps, n)), lambda f: f.stream_id
     )
-    metrics = BatchMetrics()
     policy = WindowPolicy(max_size, timeout_ms, max_pending_batches=1000)
-    encoded = batch_encode("encode", frames, enc, policy, BoundedPool("bench-encode", 1), metrics)
+    stage = EncodeStage(enc, policy)
+    metrics = stage.stats
+    encoded = batch_encode("encode", frames, stage)
     added: list[float] = []
     op.inspect(
         "latency", encoded, lambda _s, kv: added.append((time.time() - kv[1].captured_at) * 1000.0)
     )
     run_main(flow)
+    stage.pool.close()
     compute_p99 = float(np.percentile(metrics.compute_ms, 99))
     return {
         "fps": fps,

@@ -44,7 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.ollama_server import spawn_server
 from flows.runner import Pipeline
 from operators.arena import Arena
-from operators.types import Observation, Status, VisionResult
+from operators.schema import VISION_JSON_SCHEMA
+from operators.observation import Observation
+from operators.outcome import Status
+from operators.reading import VisionResult
 from operators.vision_http import DEFAULT_PROMPT, encode_image
 
 WIDTH, HEIGHT = 320, 180
@@ -181,7 +184,7 @@ def _call(session: requests.Session, url: str, image: np.ndarray) -> VisionResul
         "model": MODEL,
         "messages": [{"role": "user", "content": DEFAULT_PROMPT, "images": [b64]}],
         "stream": False,
-        "format": VisionResult.JSON_SCHEMA,
+        "format": VISION_JSON_SCHEMA,
         "options": {"temperature": 0},
     }
     reply = session.post(f"{url}/api/chat", json=body, timeout=30)

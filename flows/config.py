@@ -4,6 +4,11 @@
 ``load_config("path.toml")`` reads another; ``FRAMEWAX_CONFIG`` names the file
 ``python -m bytewax.run flows.vision`` uses. Every table and key is checked:
 an unknown one fails with its name and the keys that are valid there.
+
+The ``[vision]``, ``[batch]`` and ``[order]`` sections *are* the stages'
+policies (``VisionConfig`` is a ``VisionPolicy`` plus the backend's name and
+options), so their defaults and range checks live in one place, the stage's
+module, and the config passes straight to the stage.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from operators.batching import WindowPolicy
 from operators.errors import ConfigError
-from operators.types import choice
-from operators.vision import ServeOrder
+from operators.options import choice
+from operators.order import OrderPolicy
+from operators.vision import VisionPolicy
 
 __all__ = [
     "BatchConfig",
@@ -64,37 +72,19 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
-class VisionConfig:
+class VisionConfig(VisionPolicy):
+    """``[vision]``: the backend, plus the scheduling keys of :class:`~operators.vision.VisionPolicy`."""
+
     backend: str = "local"
-    """Registry name or ``"module:attr"`` of the vision backend."""
-    max_in_flight: int = 2
-    """Model calls in flight at once, for the whole step."""
-    max_pending: int = 32
-    """Frames waiting for a slot, per stream; beyond it the oldest are ``dropped(backlog)``."""
-    staleness_ms: float = 2000.0
-    """A frame older than this when it would be sent is ``dropped(stale)`` (0 disables)."""
-    deadline_ms: float = 10000.0
-    """A call running longer than this is ``failed(timeout)``."""
-    order: ServeOrder = ServeOrder.NEWEST
-    """Which waiting frame gets a free slot first: ``newest`` or ``oldest``."""
-    poll_ms: float = 1.0
-    """How often finished calls are collected while calls are in flight (Bytewax cannot be
-    woken from another thread); lower adds less latency and costs more CPU."""
+    """Registry name (``local``, ``ollama``, ``openai``) or ``"module:attr"`` of the vision backend."""
     options: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the backend."""
 
 
 @dataclass(frozen=True)
-class BatchConfig:
-    max_size: int = 8
-    """Largest batch the encoder gets."""
-    timeout_ms: float = 30.0
-    """A batch is cut this long after its first frame arrived, full or not."""
-    max_pending_batches: int = 2
-    """Batches' worth of frames that may wait for the encoder before the oldest are dropped."""
-    latency_budget_ms: float = 0.0
-    """Autotune the batch size (0: off): the largest batch (up to ``max_size``) whose window
-    wait plus compute stays within this many ms, learned from the batches run."""
+class BatchConfig(WindowPolicy):
+    """``[batch]``: the encoder, plus the window keys of :class:`~operators.batching.WindowPolicy`."""
+
     encoder: str = "torch"
     """Registry name or ``"module:attr"`` of the encoder."""
     options: dict[str, Any] = field(default_factory=dict)
@@ -102,9 +92,8 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
-class OrderConfig:
-    gap_deadline_ms: float = 15000.0
-    """A seq with no result this long after its stream moved past it is ``failed(timeout)``."""
+class OrderConfig(OrderPolicy):
+    """``[order]``: the keys of :class:`~operators.order.OrderPolicy`."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +155,7 @@ def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
                 msg = f"config key {full!r} must be a table"
                 raise ConfigError(msg)
             kwargs[key] = _section(typ, value, full)  # type: ignore[arg-type]
-        elif isinstance(typ, type) and issubclass(typ, ServeOrder):
+        elif isinstance(typ, type) and issubclass(typ, Enum):
             kwargs[key] = choice(typ, value, full)
         else:
             kwargs[key] = _check_type(full, typ, value)
@@ -212,8 +201,18 @@ def _check_type(key: str, typ: Any, value: Any) -> Any:
     return value
 
 
+# The key that names a table's stage; its `options` belong to that stage.
+_STAGE_KEYS = ("source", "detector", "backend", "encoder")
+
+
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``, table by table. An override that names another
+    stage (``source``, ``detector``, ``backend``, ``encoder``) starts its ``options``
+    afresh: the base's options were for the stage it replaces."""
     out = dict(base)
+    for key in _STAGE_KEYS:
+        if key in over and over[key] != base.get(key):
+            out.pop("options", None)
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
     return out

@@ -222,7 +222,7 @@ class OllamaServer:
             return dict(self.reading)
         import cv2
 
-        from operators.types import Frame
+        from operators.frame import Frame
 
         raw = np.frombuffer(base64.b64decode(images[0]), np.uint8)
         bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR)

@@ -17,8 +17,7 @@ from bytewax.dataflow import Dataflow
 
 from flows.config import FlowConfig, load_config
 from flows.registry import build
-from operators.capture import capture
-from operators.ledger import Ledger
+from operators.steps import capture
 from sinks.recorder import RecorderSink
 
 __all__ = ["build_record_flow"]
@@ -30,7 +29,7 @@ def build_record_flow(
 ) -> Dataflow:
     """capture → recorder: every captured frame (with ground truth) written under ``out``."""
     cfg = load_config(config)
-    source = build("capture.source", cfg.capture.source, cfg.capture.options, ledger=Ledger())
+    source = build("capture.source", cfg.capture.source, cfg.capture.options)
     flow = Dataflow("framewax_record")
     frames = capture("capture", flow, source)
     # (stream_id, Frame)

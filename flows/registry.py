@@ -1,18 +1,20 @@
 """Stage registry: a config names a stage by registry name or ``"module:attr"``.
 
-Resolved like Gymnasium's ``EnvSpec.entry_point``. Options are checked
+Resolved like Gymnasium's ``EnvSpec.entry_point``, by the project's one
+resolver (:func:`operators.resolve.resolve_attr`). Options are checked
 against the factory's signature when the flow is built, so a wrong key fails
-then, naming the key and what the stage accepts.
+then, naming the key and what the stage accepts. A config is code: a
+``"module:attr"`` may name any callable, so load only configs you trust.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from operators.errors import ConfigError, FramewaxError
+from operators.resolve import resolve_attr
 
 __all__ = ["REGISTRY", "build", "resolve"]
 
@@ -35,7 +37,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "torch": "operators.encoder:Encoder",
     },
     "env.reward": {
-        "default": "sinks.env:default_reward",
+        "default": "flows.env:default_reward",
     },
 }
 
@@ -49,14 +51,7 @@ def resolve(key: str, name: str) -> Callable[..., Any]:
             msg = f"{key} = {name!r} is not a known stage; expected one of {valid} or 'module:attr'"
             raise ConfigError(msg)
         name = choices[name]
-    mod_name, _, attr = name.partition(":")
-    try:
-        obj = importlib.import_module(mod_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as ex:
-        msg = f"{key} = {name!r} cannot be imported: {ex}"
-        raise ConfigError(msg) from ex
+    obj = resolve_attr(name, key)
     if not callable(obj):
         msg = f"{key} = {name!r} is not callable"
         raise ConfigError(msg)

@@ -20,7 +20,7 @@ from bytewax.testing import run_main
 
 from flows.config import FlowConfig, load_config
 from flows.runtime import Runtime
-from flows.vision import build_flow
+from flows.vision import build
 from operators.ledger import Ledger
 from sinks.memory import ObservationStore
 
@@ -52,7 +52,7 @@ class Pipeline:
     ) -> None:
         cfg = load_config(config, overrides)
         self.runtime = Runtime(cfg, controls={} if controlled else None, report=report)
-        self.flow = build_flow(runtime=self.runtime)
+        self.flow = build(runtime=self.runtime).flow
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()

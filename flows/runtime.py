@@ -1,10 +1,12 @@
-"""What one run of the flow shares between its steps: ledger, store, pools, metrics, reports.
+"""What one run of the flow shares between its steps: ledger, store, stages, reports.
 
-A :class:`Runtime` is made per run (per process with ``-i/-a``) by
-:func:`flows.vision.build_flow`, or by the in-process :class:`flows.runner.Pipeline`.
-Its :class:`Reporter` prints the live status line and, when the flow ends,
-the summary (ledger, throughput, latency, HUD accuracy), as JSON too where
-``FRAMEWAX_SUMMARY`` names a file.
+A :class:`Runtime` is made per run (per process with ``-i/-a``) and returned
+with the flow by :func:`flows.vision.build`. It owns the stages
+(:class:`~operators.stage.Stage`: warmed up before frames flow, closed after,
+asked for their ``metrics()`` by the summary). Its :class:`Reporter` prints
+the live status line and, when the flow ends, the summary (ledger,
+throughput, latency, HUD accuracy), as JSON too where ``FRAMEWAX_SUMMARY``
+names a file.
 """
 
 from __future__ import annotations
@@ -20,17 +22,46 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from flows.config import FlowConfig
-from operators._pool import BoundedPool
-from operators._stats import percentiles
-from operators.batching import BatchMetrics
 from operators.capture import ArenaControl
 from operators.ledger import Ledger
-from operators.order import OrderMetrics
-from operators.types import GroundTruth, Observation, Outcome, Status
-from operators.vision import VisionMetrics
+from operators.observation import Observation
+from operators.outcome import Outcome, Status
+from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsWarmUp
+from operators.stats import percentiles
+from operators.truth import HUD_FIELDS
 from sinks.memory import ObservationStore
 
-__all__ = ["Reporter", "Runtime", "percentiles"]
+__all__ = ["Reporter", "Runtime", "SourceStage"]
+
+STAGE_NAMES = ("capture", "dedup", "vision", "batch", "order")
+
+
+class SourceStage:
+    """The capture step as a :class:`~operators.stage.Stage`, whatever the source is
+    (a capture stage of ours, or any Bytewax source a config names)."""
+
+    name = "capture"
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def stream_ids(self) -> list[str]:
+        ids = getattr(self.source, "stream_ids", None)
+        if callable(ids):
+            return list(ids())
+        return list(self.source.list_parts())  # a Bytewax FixedPartitionedSource
+
+    def warm_up(self) -> None:
+        if isinstance(self.source, SupportsWarmUp):
+            self.source.warm_up()
+
+    def close(self) -> None:
+        if isinstance(self.source, SupportsClose):
+            self.source.close()
+
+    def metrics(self) -> dict[str, Any]:
+        m = self.source.metrics() if isinstance(self.source, SupportsMetrics) else {}
+        return {"missed_ticks": {}, "errors": [], **m}
 
 
 @dataclass
@@ -41,14 +72,9 @@ class Runtime:
     ledger: Ledger = field(default_factory=Ledger)
     stop: threading.Event = field(default_factory=threading.Event)
     controls: dict[str, ArenaControl] | None = None
-    vision_metrics: VisionMetrics = field(default_factory=VisionMetrics)
-    batch_metrics: BatchMetrics = field(default_factory=BatchMetrics)
-    order_metrics: OrderMetrics = field(default_factory=OrderMetrics)
-    pools: list[BoundedPool] = field(default_factory=list)
-    source: Any = None
-    backend: Any = None
-    encoder: Any = None
     report: bool = True
+    stages: dict[str, Stage] = field(default_factory=dict)
+    """The run's stages by name: ``capture``, ``dedup``, ``vision``, ``batch``, ``order``."""
     store: ObservationStore = field(init=False)
     reporter: Reporter = field(init=False)
 
@@ -56,19 +82,28 @@ class Runtime:
         self.store = ObservationStore(self.config.sink.history)
         self.reporter = Reporter(self)
 
+    def stage(self, name: str) -> Stage:
+        try:
+            return self.stages[name]
+        except KeyError:
+            msg = f"this run has no stage {name!r} (it has {sorted(self.stages)}); build the flow first"
+            raise KeyError(msg) from None
+
+    def stream_ids(self) -> list[str]:
+        """The streams the capture stage produces."""
+        capture = self.stage("capture")
+        assert isinstance(capture, SourceStage)
+        return capture.stream_ids()
+
     def warm_up(self) -> None:
         """Load models now (OCR, torch) so the first frames do not queue behind the loading."""
-        if hasattr(self.backend, "warm_up"):
-            self.backend.warm_up()
-        if hasattr(self.encoder, "warm_up"):
-            self.encoder.warm_up()
+        for stage in self.stages.values():
+            stage.warm_up()
 
     def close(self) -> None:
-        """Stop the pools' threads; the flow must have ended (or be ending)."""
-        for pool in self.pools:
-            pool.close()
-        if hasattr(self.backend, "close"):
-            self.backend.close()
+        """Stop the stages' threads and clients; the flow must have ended (or be ending)."""
+        for stage in self.stages.values():
+            stage.close()
 
 
 class Reporter:
@@ -84,7 +119,7 @@ class Reporter:
         self.resolved = 0
         self.hud_total = 0
         self.hud_exact = 0
-        self.hud_fields: dict[str, int] = dict.fromkeys(GroundTruth.HUD_FIELDS, 0)
+        self.hud_fields: dict[str, int] = dict.fromkeys(HUD_FIELDS, 0)
         self.enemy_count_ok = 0
         self._last_print = time.monotonic()
         self._last_counts = (0, 0)
@@ -109,7 +144,7 @@ class Reporter:
         assert truth is not None
         self.hud_total += 1
         exact = True
-        for f in GroundTruth.HUD_FIELDS:
+        for f in HUD_FIELDS:
             if hud[f] == getattr(truth, f):
                 self.hud_fields[f] += 1
             else:
@@ -165,7 +200,6 @@ class Reporter:
         end = self.t_end or time.time()
         duration = max(end - self.t0, 1e-9)
         ledger = rt.ledger.summary()
-        vm, bm, om = rt.vision_metrics, rt.batch_metrics, rt.order_metrics
         with self._lock:
             hud_n = self.hud_total
             accuracy = {
@@ -176,8 +210,7 @@ class Reporter:
             }
             latency = percentiles(self.latency_ms)
             resolved = self.resolved
-        source = rt.source
-        return {
+        out: dict[str, Any] = {
             "config": rt.config.path,
             "duration_s": duration,
             "ledger": ledger,
@@ -186,43 +219,10 @@ class Reporter:
             "processed_fps": ledger["processed"] / duration,
             "latency_ms": latency,
             "hud_accuracy": accuracy,
-            "vision": {
-                "backend": getattr(rt.backend, "name", type(rt.backend).__name__),
-                "submitted": vm.submitted,
-                "completed": vm.completed,
-                "failed": vm.failed,
-                "call_ms": percentiles(vm.latency_ms),
-                "queue_wait_ms": percentiles(vm.queue_wait_ms),
-                "peak_in_flight": max((p.peak for p in rt.pools[:1]), default=0),
-                "in_flight": sum(p.in_flight for p in rt.pools[:1]),
-                "failures": dict(vm.failures),
-                **_backend_metrics(rt.backend),
-            },
-            "batch": {
-                "batches": bm.batches,
-                "frames": bm.frames,
-                "mean_size": bm.frames / bm.batches if bm.batches else 0.0,
-                "window_wait_ms": percentiles(bm.wait_ms),
-                "compute_ms": percentiles(bm.compute_ms),
-                "size_cap": bm.size_cap,
-                "device": getattr(rt.encoder, "loaded_device", ""),
-            },
-            "order": {"late": om.late, "timeouts": om.timeouts, "max_pending": om.max_pending},
-            "capture": {
-                "missed_ticks": dict(getattr(source, "missed", {})),
-                "errors": list(getattr(source, "errors", [])),
-            },
         }
-
-
-def _backend_metrics(backend: Any) -> dict[str, Any]:
-    """Per-endpoint numbers of a backend that has them (HTTP backends)."""
-    metrics = getattr(backend, "metrics", None)
-    if not callable(metrics):
-        return {}
-    m = metrics()
-    eps = m.get("endpoints", [])
-    return {"retries": sum(e.get("retries", 0) for e in eps), "endpoints": eps}
+        for name, stage in rt.stages.items():
+            out[name] = stage.metrics()
+        return out
 
 
 def format_summary(s: dict[str, Any]) -> str:

@@ -6,113 +6,98 @@
     capture ─► dedup ─┬─► call_vision ──┐
                       ├─► batch_encode ─┼─► order_by_seq ─► memory sink
                       └─► skipped ──────┘
+
+This module only wires: every stage is built from the config here, and the
+steps come from :mod:`operators.steps`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from flows.config import FlowConfig, load_config
-from flows.registry import build
-from flows.runtime import Runtime
-from operators._pool import BoundedPool
-from operators.batching import WindowPolicy, batch_encode
-from operators.capture import capture
-from operators.dedup import Route, dedup
-from operators.errors import ConfigError
-from operators.order import OrderPolicy, order_by_seq
-from operators.types import Scene, choice
-from operators.vision import VisionPolicy, call_vision
+from flows.registry import build as build_stage
+from flows.runtime import Runtime, SourceStage
+from operators.batching import EncodeStage
+from operators.dedup import DedupStage, Route
+from operators.options import choice
+from operators.order import OrderStage
+from operators.reading import Scene
+from operators.steps import batch_encode, call_vision, capture, dedup, order_by_seq
+from operators.vision import VisionStage
 from sinks.memory import MemorySink
 
-__all__ = ["build_flow", "runtime_of"]
+__all__ = ["FlowBuild", "build", "build_flow"]
 
 
-def build_flow(
+@dataclass(frozen=True)
+class FlowBuild:
+    """A built dataflow and the runtime its steps share (ledger, store, stages, reporter)."""
+
+    flow: Dataflow
+    runtime: Runtime
+
+
+def build(
     config: str | os.PathLike[str] | FlowConfig | dict[str, Any] | None = None,
     *,
     runtime: Runtime | None = None,
-) -> Dataflow:
+) -> FlowBuild:
     """Build the vision dataflow from a config (path, mapping, ``FlowConfig`` or default).
 
     Every stage is resolved and its options checked here, so a bad config
     fails before anything runs. Pass a ``runtime`` to share its ledger and
-    observation store (the env and :class:`flows.runner.Pipeline` do);
-    without one, the run reports a status line and a summary itself.
+    observation store (the env and :class:`flows.runner.Pipeline` do); without
+    one, the run reports a status line and a summary itself.
     """
     cfg = load_config(config) if runtime is None else runtime.config
     rt = runtime or Runtime(cfg)
     c, d, v, b = cfg.capture, cfg.dedup, cfg.vision, cfg.batch
 
-    rt.source = build(
-        "capture.source", c.source, c.options, ledger=rt.ledger, stop=rt.stop, controls=rt.controls
-    )
-    detector = build("dedup.detector", d.detector, d.options) if d.enabled else None
-    rt.backend = build(
+    source = build_stage("capture.source", c.source, c.options, controls=rt.controls)
+    detector = build_stage("dedup.detector", d.detector, d.options) if d.enabled else None
+    backend = build_stage(
         "vision.backend",
         v.backend,
         v.options,
         max_in_flight=v.max_in_flight,
         deadline_ms=v.deadline_ms,
     )
-    rt.encoder = build("batch.encoder", b.encoder, b.options)
-    vision_pool = BoundedPool("framewax-vision", v.max_in_flight)
-    encode_pool = BoundedPool("framewax-encode", 1)
-    rt.pools[:] = [vision_pool, encode_pool]
-    vision_policy = VisionPolicy(
-        v.max_in_flight,
-        v.max_pending,
-        v.staleness_ms,
-        v.deadline_ms,
-        v.order,
-        poll_ms=v.poll_ms,
-        # A backend that enforces the deadline itself says why a call failed
-        # (drip, retries); the operator's own deadline is the backstop.
-        grace_ms=500.0 if getattr(rt.backend, "enforces_deadline", False) else 0.0,
+    encoder = build_stage("batch.encoder", b.encoder, b.options)
+    dedup_stage = DedupStage(
+        detector,
+        enabled=d.enabled,
+        cache_size=d.cache_size,
+        cache_scenes=[choice(Scene, n, "dedup.cache_scenes") for n in d.cache_scenes],
+        routes={
+            choice(Scene, k, "dedup.routes"): choice(Route, r, f"dedup.routes.{k}")
+            for k, r in d.routes.items()
+        },
     )
-    window = WindowPolicy(
-        b.max_size, b.timeout_ms, b.max_pending_batches, latency_budget_ms=b.latency_budget_ms
+    vision, encode, order = VisionStage(backend, v), EncodeStage(encoder, b), OrderStage(cfg.order)
+    rt.stages.update(
+        capture=SourceStage(source), dedup=dedup_stage, vision=vision, batch=encode, order=order
     )
 
     flow = Dataflow("framewax_vision")
-    frames = capture("capture", flow, rt.source)
+    frames = capture("capture", flow, source, on_capture=rt.ledger.captured, stop=rt.stop)
     # (stream_id, Frame)
-    cache_scenes = [choice(Scene, n, "dedup.cache_scenes") for n in d.cache_scenes]
-    routes = {
-        choice(Scene, k, "dedup.routes"): choice(Route, v, f"dedup.routes.{k}")
-        for k, v in d.routes.items()
-    }
-    try:
-        checked = dedup(
-            "dedup",
-            frames,
-            detector,
-            enabled=d.enabled,
-            cache_size=d.cache_size,
-            cache_scenes=cache_scenes,
-            routes=routes,
-        )
-    except ValueError as ex:  # routes or the cache with a detector that cannot classify
-        msg = f"dedup.detector = {d.detector!r}: {ex}"
-        raise ConfigError(msg) from ex
+    checked = dedup("dedup", frames, dedup_stage)
     # kept / encode_only: (stream_id, Frame); parts: (stream_id, VisionResult | CacheEntry);
     # skipped: (stream_id, Outcome)
-    readings = call_vision(
-        "vision", checked.kept, rt.backend, vision_policy, vision_pool, rt.vision_metrics
-    )
+    readings = call_vision("vision", checked.kept, vision)
     # (stream_id, VisionResult | Outcome)
     to_encode = op.merge("to_encode", checked.kept, checked.encode_only)
-    encoded = batch_encode("encode", to_encode, rt.encoder, window, encode_pool, rt.batch_metrics)
+    encoded = batch_encode("encode", to_encode, encode)
     # (stream_id, Encoded | Outcome)
     parts = op.merge("parts", readings, encoded, checked.parts, checked.skipped)
-    # (stream_id, VisionResult | Encoded | Outcome)
-    resolved = order_by_seq(
-        "order", parts, OrderPolicy(cfg.order.gap_deadline_ms), rt.order_metrics
-    )
+    # (stream_id, VisionResult | Encoded | Outcome | CacheEntry)
+    resolved = order_by_seq("order", parts, order)
     # (stream_id, Observation | Outcome): one per seq, in seq order
     op.output(
         "memory",
@@ -125,20 +110,17 @@ def build_flow(
             on_build=rt.reporter.partition_built,
         ),
     )
-    if runtime is None:
-        rt.warm_up()  # a standalone run (bytewax.run): load models before frames flow
-    # Dataflow is a frozen dataclass; the runtime rides along for runners and tests.
-    object.__setattr__(flow, "_framewax_runtime", rt)
-    return flow
+    return FlowBuild(flow, rt)
 
 
-def runtime_of(flow: Dataflow) -> Runtime:
-    """The :class:`Runtime` (ledger, store, metrics) of a flow made by :func:`build_flow`."""
-    rt = getattr(flow, "_framewax_runtime", None)
-    if rt is None:
-        msg = f"{flow.flow_id!r} was not built by flows.vision.build_flow"
-        raise ValueError(msg)
-    return rt
+def build_flow(
+    config: str | os.PathLike[str] | FlowConfig | dict[str, Any] | None = None,
+) -> Dataflow:
+    """The dataflow alone, for ``python -m bytewax.run "flows.vision:build_flow('my.toml')"``:
+    it reports its own status line and summary, and loads its models before it returns."""
+    built = build(config)
+    built.runtime.warm_up()
+    return built.flow
 
 
 _flow: Dataflow | None = None

@@ -24,19 +24,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from operators.types import Detection, GroundTruth, Scene
+from operators.hud import ARENA_HUD_REGIONS
+from operators.reading import Detection, Scene
+from operators.truth import GroundTruth
 
 __all__ = ["ARENA_HUD_REGIONS", "Arena", "Autopilot"]
 
-Rect = tuple[float, float, float, float]
-
-# Where the arena draws each HUD number, relative (x0, y0, x1, y1).
-ARENA_HUD_REGIONS: dict[str, Rect] = {
-    "health": (0.02, 0.88, 0.24, 0.99),
-    "armor": (0.27, 0.88, 0.49, 0.99),
-    "ammo": (0.70, 0.88, 0.98, 0.99),  # "clip/reserve"
-    "money": (0.74, 0.02, 0.98, 0.13),
-}
 
 ENEMY_RGB = (220, 30, 30)
 _FIRE_PERIOD = 6

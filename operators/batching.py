@@ -2,45 +2,47 @@
 
 Bytewax's ``collect`` restarts its timeout on every item (an inactivity
 timeout: on a fast stream it never fires) and has no cap on what it holds,
-so this step keeps its own window: a batch is cut when it reaches
-``max_size`` frames or when ``timeout_ms`` has passed since its *first*
+so each stream keeps its own :class:`BatchWindow`: a batch is cut when it
+reaches the size cap or when ``timeout_ms`` has passed since its *first*
 frame, whichever comes first, and at the end of the stream. Each batch is
-one torch call on a single-thread pool, polled so the worker never blocks.
-Batches waiting for the encoder are bounded; frames beyond that bound are
-``dropped(encoder_backlog)``.
+one encoder call on the stage's single-slot pool, polled so the worker never
+blocks; batches waiting for the encoder are bounded (beyond that, frames are
+``dropped(encoder_backlog)``), and a batch running past ``deadline_ms`` fails
+its frames as ``failed(timeout)``. No Bytewax here: :mod:`operators.steps`
+adapts it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-import bytewax.operators as op
 import numpy as np
-from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from operators._pool import BoundedPool, soon
+from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import StageError
-from operators.types import Encoded, Frame, Outcome
+from operators.frame import Frame, image_problem
+from operators.observation import Encoded
+from operators.options import at_least, greater_than
+from operators.outcome import Outcome
+from operators.pool import BoundedPool
+from operators.stage import SupportsClose, SupportsWarmUp
+from operators.stats import percentiles
 
 __all__ = [
     "BatchEncoder",
     "BatchMetrics",
+    "BatchWindow",
+    "EncodeStage",
     "SizeTuner",
     "WindowPolicy",
-    "batch_encode",
     "encode_frames",
 ]
 
 logger = logging.getLogger(__name__)
-Clock = Callable[[], float]
 
 
 class BatchEncoder(Protocol):
@@ -51,33 +53,43 @@ class BatchEncoder(Protocol):
 
 @dataclass(frozen=True)
 class WindowPolicy:
+    """How frames are batched for the encoder. These are also the ``[batch]`` config keys."""
+
     max_size: int = 8
-    timeout_ms: float = 20.0
+    """Largest batch the encoder gets."""
+    timeout_ms: float = 30.0
+    """A batch is cut this long after its first frame arrived, full or not."""
     max_pending_batches: int = 2
-    poll_ms: float = 1.0
+    """Batches' worth of frames that may wait for the encoder before the oldest are dropped."""
     latency_budget_ms: float = 0.0
-    """Autotuning (0: off): the batch-size cap becomes the largest size whose window
-    wait plus compute is predicted to stay within this budget (see ``SizeTuner``)."""
+    """Autotune the batch size (0: off): the largest batch (up to ``max_size``) whose window
+    wait plus compute stays within this many ms, learned from the batches run (``SizeTuner``)."""
+    deadline_ms: float = 30000.0
+    """A batch still encoding this long after it started fails its frames as ``failed(timeout)``."""
+    poll_ms: float = 1.0
+    """How often a running batch is checked for completion."""
 
     def __post_init__(self) -> None:
-        if (
-            self.max_size < 1
-            or self.timeout_ms < 0
-            or self.max_pending_batches < 1
-            or self.latency_budget_ms < 0
-        ):
-            msg = f"batch: max_size >= 1, timeout_ms >= 0 and max_pending_batches >= 1 are required; got {self}"
-            raise ValueError(msg)
+        at_least("batch.max_size", self.max_size, 1)
+        at_least("batch.timeout_ms", self.timeout_ms, 0)
+        at_least("batch.max_pending_batches", self.max_pending_batches, 1)
+        at_least("batch.latency_budget_ms", self.latency_budget_ms, 0)
+        greater_than("batch.deadline_ms", self.deadline_ms, 0)
+        greater_than("batch.poll_ms", self.poll_ms, 0)
 
 
 @dataclass
 class BatchMetrics:
+    """Counters of the stage (recent samples bounded)."""
+
     batches: int = 0
     frames: int = 0
-    sizes: list[int] = field(default_factory=list)
-    wait_ms: list[float] = field(default_factory=list)  # first frame in → batch cut
-    compute_ms: list[float] = field(default_factory=list)
-    size_cap: int = 0  # the batch-size cap now (max_size, or the autotuner's choice)
+    sizes: deque[int] = field(default_factory=lambda: deque(maxlen=10000))
+    wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
+    """First frame in → batch cut."""
+    compute_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
+    size_cap: int = 0
+    """The batch-size cap now (``max_size``, or the autotuner's choice)."""
 
 
 class SizeTuner:
@@ -126,21 +138,14 @@ def encode_frames(encoder: BatchEncoder, frames: list[Frame], step: str) -> list
     """Encode one batch: one ``Encoded`` or ``failed`` outcome per input frame, in order.
 
     Frames of the wrong shape fail alone; the rest of the batch is encoded.
+    Never raises.
     """
     good: list[Frame] = []
     out: dict[int, Encoded | Outcome] = {}
     for f in frames:
-        img = f.image
-        if (
-            not isinstance(img, np.ndarray)
-            or img.dtype != np.uint8
-            or img.ndim != 3
-            or img.shape[2] != 3
-        ):
-            shape = getattr(img, "shape", None)
-            out[f.seq] = Outcome.failed(
-                f, "encode", f"{step}: frame shape {shape} is not (H, W, 3) uint8"
-            )
+        problem = image_problem(f.image)
+        if problem is not None:
+            out[f.seq] = Outcome.failed(f, "encode", f"{step}: {problem}")
         else:
             good.append(f)
     if good:
@@ -163,8 +168,63 @@ def encode_frames(encoder: BatchEncoder, frames: list[Frame], step: str) -> list
     return [out[f.seq] for f in frames]
 
 
-class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
-    def __init__(self, stage: _Stage) -> None:
+class EncodeStage:
+    """The encode step's shared parts: the encoder, its single-slot pool, counters, clock."""
+
+    name = "batch"
+
+    def __init__(
+        self,
+        encoder: BatchEncoder,
+        policy: WindowPolicy,
+        *,
+        pool: BoundedPool | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.encoder = encoder
+        self.policy = policy
+        self.pool = pool or BoundedPool("framewax-encode", 1)
+        self.clock = clock
+        self.stats = BatchMetrics(size_cap=policy.max_size)
+
+    def for_stream(self) -> BatchWindow:
+        return BatchWindow(self)
+
+    def warm_up(self) -> None:
+        if isinstance(self.encoder, SupportsWarmUp):
+            self.encoder.warm_up()
+
+    def close(self) -> None:
+        self.pool.close()
+        if isinstance(self.encoder, SupportsClose):
+            self.encoder.close()
+
+    def metrics(self) -> dict[str, Any]:
+        m = self.stats
+        return {
+            "batches": m.batches,
+            "frames": m.frames,
+            "mean_size": m.frames / m.batches if m.batches else 0.0,
+            "window_wait_ms": percentiles(m.wait_ms),
+            "compute_ms": percentiles(m.compute_ms),
+            "size_cap": m.size_cap,
+            "device": str(getattr(self.encoder, "loaded_device", "")),
+        }
+
+
+@dataclass
+class _Running:
+    frames: list[Frame]
+    started: float  # on the stage's clock
+
+
+Out = Encoded | Outcome
+
+
+class BatchWindow:
+    """One stream's window and the batches it sent (see the module doc)."""
+
+    def __init__(self, stage: EncodeStage) -> None:
         self.stage = stage
         pol = stage.policy
         self.tuner = (
@@ -173,119 +233,115 @@ class _WindowLogic(StatefulBatchLogic[Frame, "Encoded | Outcome", None]):
             else None
         )
         self.cap = pol.max_size
-        stage.metrics.size_cap = self.cap
         self.buffer: list[Frame] = []
         self.first_at = 0.0
-        self.running: dict[Future[list[Encoded | Outcome]], tuple[float, int]] = {}
-        self.ready: list[list[Frame]] = []  # cut, waiting for the encoder
+        self.ready: deque[tuple[list[Frame], float]] = deque()  # cut, waiting for the encoder
+        self.running: dict[Future[list[Out]], _Running] = {}
+        self.progress_at = stage.clock.now()
 
-    def on_batch(self, values: list[Frame]) -> tuple[list[Encoded | Outcome], bool]:
-        now = self.stage.clock()
+    # -- StreamLogic ---------------------------------------------------------------
+    def offer(self, frames: list[Frame]) -> list[Out]:
+        now = self.stage.clock.now()
         if self.tuner is not None:
-            self.tuner.arrived(now, len(values))
-        for f in values:
+            self.tuner.arrived(now, len(frames))
+        for f in frames:
             if not self.buffer:
                 self.first_at = now
             self.buffer.append(f)
             if len(self.buffer) >= self.cap:
                 self._cut(now)
-        return self._pump(now), StatefulBatchLogic.RETAIN
+        return self._pump(now)
 
-    def on_notify(self) -> tuple[list[Encoded | Outcome], bool]:
-        now = self.stage.clock()
+    def poll(self) -> list[Out]:
+        now = self.stage.clock.now()
         if self.buffer and (now - self.first_at) * 1000.0 >= self.stage.policy.timeout_ms:
             self._cut(now)
-        return self._pump(now), StatefulBatchLogic.RETAIN
+        return self._pump(now)
 
-    def on_eof(self) -> tuple[list[Encoded | Outcome], bool]:
-        now = self.stage.clock()
+    def next_wake(self) -> float | None:
+        pol = self.stage.policy
+        if self.running or self.ready:
+            return self.stage.clock.now() + pol.poll_ms / 1000.0
+        if self.buffer:
+            return self.first_at + pol.timeout_ms / 1000.0
+        return None
+
+    def drain(self, until: float | None = None) -> list[Out]:
+        """Encode what is left: each batch ends by its deadline; batches that get no slot
+        for a whole deadline, or are still waiting at ``until``, are ``dropped(shutdown)``."""
+        st, pol = self.stage, self.stage.policy
+        clock = st.clock
+        now = clock.now()
         if self.buffer:
             self._cut(now)
         out = self._pump(now)
+        why = "when the stream ended"
         while self.running or self.ready:
-            if self.running:
-                wait(list(self.running), timeout=0.05, return_when=FIRST_COMPLETED)
-            else:
-                time.sleep(self.stage.policy.poll_ms / 1000.0)
-            out.extend(self._pump(self.stage.clock()))
-        return out, StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        pol = self.stage.policy
-        if self.running or self.ready:
-            return soon(pol.poll_ms)
-        if self.buffer:
-            due = self.first_at + pol.timeout_ms / 1000.0
-            return datetime.fromtimestamp(due, tz=UTC) + timedelta(microseconds=50)
-        return None
-
-    def snapshot(self) -> None:
-        return None
-
-    def _cut(self, now: float) -> None:
-        m = self.stage.metrics
-        m.wait_ms.append((now - self.first_at) * 1000.0)
-        self.ready.append(self.buffer)
-        self.buffer = []
-
-    def _pump(self, now: float) -> list[Encoded | Outcome]:
-        st, out = self.stage, []
-        for fut, (t0, n) in list(self.running.items()):
-            if fut.done():
-                del self.running[fut]
-                st.pool.release()
-                compute_ms = (time.perf_counter() - t0) * 1000.0
-                st.metrics.compute_ms.append(compute_ms)
-                if self.tuner is not None:
-                    self.cap = st.metrics.size_cap = self.tuner.measured(n, compute_ms)
-                st.metrics.batches += 1
-                st.metrics.frames += n
-                st.metrics.sizes.append(n)
-                out.extend(fut.result())  # encode_frames never raises
-        # Bound what waits for the encoder: drop the oldest frames beyond it.
-        limit = st.policy.max_pending_batches * st.policy.max_size
-        waiting = sum(len(b) for b in self.ready)
-        while waiting > limit and self.ready:
-            f = self.ready[0].pop(0)
-            waiting -= 1
-            out.append(
-                Outcome.dropped(
-                    f, "encoder_backlog", f"over {limit} frames waiting for the encoder"
-                )
-            )
-            if not self.ready[0]:
-                self.ready.pop(0)
-        while self.ready and st.pool.try_acquire():
-            batch = self.ready.pop(0)
-            fut = st.pool.submit(encode_frames, st.encoder, batch, st.step_id)
-            self.running[fut] = (time.perf_counter(), len(batch))
+            now = clock.now()
+            if until is not None and now >= until:
+                why = "at shutdown"
+                break
+            if not self.running and now - self.progress_at > pol.deadline_ms / 1000.0:
+                why = f"no encoder slot freed within {pol.deadline_ms:.0f} ms"
+                break
+            clock.sleep(pol.poll_ms / 1000.0)
+            out.extend(self._pump(clock.now()))
+        for run in self.running.values():
+            out.extend(Outcome.failed(f, "timeout", f"still encoding {why}") for f in run.frames)
+        for batch, _cut_at in self.ready:
+            out.extend(Outcome.dropped(f, "shutdown", f"not encoded {why}") for f in batch)
+        self.running.clear()
+        self.ready.clear()
         return out
 
+    # -- the window ------------------------------------------------------------------
+    def _cut(self, now: float) -> None:
+        self.stage.stats.wait_ms.append((now - self.first_at) * 1000.0)
+        self.ready.append((self.buffer, now))
+        self.buffer = []
 
-@dataclass
-class _Stage:
-    step_id: str
-    encoder: BatchEncoder
-    policy: WindowPolicy
-    pool: BoundedPool
-    metrics: BatchMetrics
-    clock: Clock
+    def _pump(self, now: float) -> list[Out]:
+        st, pol = self.stage, self.stage.policy
+        out: list[Out] = []
+        for fut, run in list(self.running.items()):
+            if fut.done():
+                del self.running[fut]
+                self.progress_at = now
+                self._finished(run, now)
+                # encode_frames never raises
+                out.extend(fut.result())
+            elif now - run.started > pol.deadline_ms / 1000.0:
+                # The thread cannot be killed; the slot stays taken until it returns.
+                del self.running[fut]
+                self.progress_at = now
+                detail = f"batch of {len(run.frames)} not encoded within {pol.deadline_ms:.0f} ms"
+                out.extend(Outcome.failed(f, "timeout", detail) for f in run.frames)
+        while self.ready and st.pool.try_acquire():
+            batch, _ = self.ready.popleft()
+            fut = st.pool.submit(encode_frames, st.encoder, batch, st.name)
+            self.running[fut] = _Running(batch, now)
+            self.progress_at = now
+        # Bound what still waits for the encoder: drop the oldest frames beyond it.
+        limit = pol.max_pending_batches * pol.max_size
+        waiting = sum(len(b) for b, _ in self.ready)
+        while waiting > limit and self.ready:
+            batch, _ = self.ready[0]
+            f = batch.pop(0)
+            waiting -= 1
+            detail = f"over {limit} frames waiting for the encoder"
+            out.append(Outcome.dropped(f, "encoder_backlog", detail))
+            if not batch:
+                self.ready.popleft()
+        return out
 
-
-@operator
-def batch_encode(
-    step_id: str,
-    up: KeyedStream[Frame],
-    encoder: BatchEncoder,
-    policy: WindowPolicy,
-    pool: BoundedPool,
-    metrics: BatchMetrics,
-    clock: Clock = time.time,
-) -> KeyedStream[Encoded | Outcome]:
-    """Window frames per stream and encode each window in one call.
-
-    In: ``(stream_id, Frame)``. Out: ``(stream_id, Encoded | Outcome)``, one
-    item per input frame (a failed frame fails alone).
-    """
-    stage = _Stage(step_id, encoder, policy, pool, metrics, clock)
-    return op.stateful_batch("window", up, lambda _resume: _WindowLogic(stage))
+    def _finished(self, run: _Running, now: float) -> None:
+        """Count a batch; its compute time (send → harvest, on the stage's clock) tunes the cap."""
+        m = self.stage.stats
+        compute_ms = (now - run.started) * 1000.0
+        m.compute_ms.append(compute_ms)
+        n = len(run.frames)
+        if self.tuner is not None:
+            self.cap = m.size_cap = self.tuner.measured(n, compute_ms)
+        m.batches += 1
+        m.frames += n
+        m.sizes.append(n)

@@ -1,11 +1,13 @@
 """Capture sources: the arena simulator and recorded-stream replay.
 
-Every source stamps each frame with its ``stream_id``, a gap-free ``seq``
-per stream and the wall-clock capture time, and records the capture in the
-run's :class:`~operators.ledger.Ledger` before the frame enters the flow.
-Sources pace themselves with ``next_awake`` (never by sleeping inside
-Bytewax's loop) and stop cleanly (``StopIteration``) at their frame budget
-or when the run's ``stop`` event is set.
+A capture stage (:class:`CaptureStage`) lists its streams and opens one
+:class:`FrameStream` per stream. A stream stamps each frame with its
+``stream_id``, a gap-free ``seq`` and the wall-clock capture time; it paces
+itself by saying when it next wants to be asked (``next_wake``, never by
+sleeping) and ends with ``StopIteration`` at its frame budget or the end of
+its recording. The Bytewax source that drives them, records each capture in
+the run's ledger and stops them when the run is stopped is
+:class:`operators.steps.FrameSource`; the live screen is :mod:`operators.screen`.
 """
 
 from __future__ import annotations
@@ -14,35 +16,68 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-import bytewax.operators as op
 import cv2
 import numpy as np
-from bytewax.dataflow import Dataflow, operator
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.operators import KeyedStream
 
 from operators.arena import Arena, Autopilot
-from operators.errors import RecordingError
-from operators.ledger import Ledger
-from operators.types import Frame, GroundTruth
+from operators.clock import SYSTEM_CLOCK, Clock
+from operators.errors import ConfigError, RecordingError
+from operators.frame import Frame
+from operators.options import at_least, greater_than
+from operators.truth import GroundTruth
 
 __all__ = [
+    "INDEX_NAME",
     "ArenaControl",
     "ArenaSource",
+    "CaptureStage",
+    "FrameStream",
+    "Pacer",
     "ReplaySource",
-    "capture",
     "read_index",
 ]
 
-Clock = Callable[[], float]
 INDEX_NAME = "index.jsonl"
 logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class FrameStream(Protocol):
+    """One stream of a capture stage.
+
+    ``next_frames()`` returns the frames due now (``[]`` when none is), and
+    raises ``StopIteration`` when the stream has ended; ``next_wake()`` is the
+    clock time it next wants to be asked (``None``: as soon as possible).
+    """
+
+    stream_id: str
+
+    def next_frames(self) -> list[Frame]: ...
+
+    def next_wake(self) -> float | None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class CaptureStage(Protocol):
+    """A capture source: its streams' ids, and a :class:`FrameStream` for each."""
+
+    name: str
+
+    def stream_ids(self) -> list[str]: ...
+
+    def open(self, stream_id: str) -> FrameStream: ...
+
+    def warm_up(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def metrics(self) -> dict[str, Any]: ...
 
 
 class ArenaControl:
@@ -107,23 +142,27 @@ class ArenaControl:
             return self._applied.get(ticket, self.last_seq)
 
 
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
+class Pacer:
+    """Ticks at ``fps`` without drift; counts ticks it had to skip when behind (0 fps: always due).
 
-
-class _Pacer:
-    """Ticks at ``fps`` without drift; counts ticks it had to skip when behind."""
+    >>> from operators.testing import FakeClock
+    >>> clock = FakeClock(0.0); pacer = Pacer(10.0, clock)
+    >>> pacer.due(), pacer.due(), pacer.next_wake()
+    (True, False, 0.1)
+    >>> clock.advance(0.35); pacer.due(), pacer.missed
+    (True, 2)
+    """
 
     def __init__(self, fps: float, clock: Clock) -> None:
         self.period = 1.0 / fps if fps > 0 else 0.0
         self.clock = clock
-        self.next_at = clock()
+        self.next_at = clock.now()
         self.missed = 0
 
     def due(self) -> bool:
         if self.period == 0.0:
             return True
-        now = self.clock()
+        now = self.clock.now()
         if now < self.next_at:
             return False
         behind = int((now - self.next_at) / self.period)
@@ -132,22 +171,19 @@ class _Pacer:
         self.next_at += (behind + 1) * self.period
         return True
 
-    def awake(self) -> datetime | None:
-        return None if self.period == 0.0 else _utc(self.next_at)
+    def next_wake(self) -> float | None:
+        return None if self.period == 0.0 else self.next_at
 
 
-@dataclass
-class _Budget:
-    frames: int  # 0 = unbounded
-    stop: threading.Event | None
-
-    def over(self, emitted: int) -> bool:
-        return (self.frames > 0 and emitted >= self.frames) or bool(
-            self.stop and self.stop.is_set()
-        )
+def check_rate(fps: Any, frames: Any) -> None:
+    """The options every source shares: ``fps >= 0`` (0: as fast as it goes), ``frames >= 0``."""
+    at_least("capture.options.fps", fps, 0)
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
+        msg = f"capture.options.frames = {frames!r} is not allowed; expected an integer >= 0 (0: until stopped)"
+        raise ConfigError(msg)
 
 
-class _ArenaPartition(StatefulSourcePartition[Frame, None]):
+class _ArenaStream:
     def __init__(self, stream_id: str, src: ArenaSource, index: int) -> None:
         self.stream_id = stream_id
         self.src = src
@@ -155,11 +191,11 @@ class _ArenaPartition(StatefulSourcePartition[Frame, None]):
         self.arena = Arena(seed=self.seed, **src.arena_kwargs)
         self.autopilot = Autopilot(self.seed) if src.autopilot else None
         self.control = src.controls.get(stream_id) if src.controls else None
-        self.pacer = _Pacer(src.fps, src.clock)
+        self.pacer = Pacer(src.fps, src.clock)
         self.seq = 0
 
-    def next_batch(self) -> list[Frame]:
-        if self.src.budget.over(self.seq):
+    def next_frames(self) -> list[Frame]:
+        if 0 < self.src.frames <= self.seq:
             raise StopIteration
         if not self.pacer.due():
             return []
@@ -175,34 +211,34 @@ class _ArenaPartition(StatefulSourcePartition[Frame, None]):
         else:
             self.arena.step(self.autopilot.act(self.arena) if self.autopilot else None)
         image = self.arena.render()
-        frame = Frame(self.stream_id, self.seq, self.src.clock(), image, self.arena.truth())
-        self.src.ledger.captured(self.stream_id, self.seq)
+        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), image, self.arena.truth())
         if self.control is not None:
             self.control.applied(ticket, self.seq)
         self.seq += 1
         self.src.missed[self.stream_id] = self.pacer.missed
         return [frame]
 
-    def next_awake(self) -> datetime | None:
-        return self.pacer.awake()
+    def next_wake(self) -> float | None:
+        return self.pacer.next_wake()
 
-    def snapshot(self) -> None:
+    def close(self) -> None:
         return None
 
 
-class ArenaSource(FixedPartitionedSource[Frame, None]):
+class ArenaSource:
     """The built-in arena simulator, one partition (and stream) per game instance.
 
     Emits :class:`Frame` items with ground truth. ``frames`` is the budget per
-    stream (0 = until ``stop`` is set); ``fps`` 0 draws as fast as possible.
+    stream (0 = until the run is stopped); ``fps`` 0 draws as fast as possible.
     ``controls`` maps stream ids to :class:`ArenaControl` for an agent to
     drive; streams without one are played by the seeded :class:`Autopilot`
     (or stand still when ``autopilot`` is false).
     """
 
+    name = "capture"
+
     def __init__(
         self,
-        ledger: Ledger,
         *,
         streams: int = 1,
         frames: int = 300,
@@ -213,17 +249,14 @@ class ArenaSource(FixedPartitionedSource[Frame, None]):
         n_enemies: int = 3,
         enemy_fire_rate: float = 0.02,
         autopilot: bool = True,
-        stop: threading.Event | None = None,
         controls: dict[str, ArenaControl] | None = None,
-        clock: Clock = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if streams < 1:
-            msg = f"capture.streams must be >= 1; got {streams}"
-            raise ValueError(msg)
-        self.ledger = ledger
-        self.stream_ids = [f"arena-{i}" for i in range(streams)]
-        self.budget = _Budget(frames, stop)
-        self.fps = fps
+        at_least("capture.options.streams", streams, 1)
+        check_rate(fps, frames)
+        self.ids = [f"arena-{i}" for i in range(int(streams))]
+        self.frames = frames
+        self.fps = float(fps)
         self.seed = seed
         self.arena_kwargs: dict[str, Any] = {
             "width": width,
@@ -235,17 +268,26 @@ class ArenaSource(FixedPartitionedSource[Frame, None]):
         self.autopilot = autopilot
         self.controls = controls
         if controls is not None:  # an agent drives these streams
-            for sid in self.stream_ids:
+            for sid in self.ids:
                 controls.setdefault(sid, ArenaControl())
         self.clock = clock
         self.missed: dict[str, int] = {}
         self.errors: list[str] = []
 
-    def list_parts(self) -> list[str]:
-        return list(self.stream_ids)
+    def stream_ids(self) -> list[str]:
+        return list(self.ids)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArenaPartition:
-        return _ArenaPartition(for_part, self, self.stream_ids.index(for_part))
+    def open(self, stream_id: str) -> _ArenaStream:
+        return _ArenaStream(stream_id, self, self.ids.index(stream_id))
+
+    def warm_up(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        return {"missed_ticks": dict(self.missed), "errors": list(self.errors)}
 
 
 # -- recorded streams ----------------------------------------------------------
@@ -275,7 +317,7 @@ def read_index(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
             yield no, entry
 
 
-class _ReplayPartition(StatefulSourcePartition[Frame, None]):
+class _ReplayStream:
     def __init__(self, stream_id: str, path: Path, src: ReplaySource) -> None:
         self.stream_id = stream_id
         self.path = path
@@ -283,12 +325,12 @@ class _ReplayPartition(StatefulSourcePartition[Frame, None]):
         self.entries = iter(read_index(path))
         self.seq = 0
         self.t0_rec: float | None = None
-        self.t0 = src.clock()
+        self.t0 = src.clock.now()
         self.next_at: float | None = None
         self.pending: tuple[int, dict[str, Any]] | None = None
 
-    def next_batch(self) -> list[Frame]:
-        if self.src.budget.over(self.seq):
+    def next_frames(self) -> list[Frame]:
+        if 0 < self.src.frames <= self.seq:
             raise StopIteration
         if self.pending is None:
             try:
@@ -305,7 +347,7 @@ class _ReplayPartition(StatefulSourcePartition[Frame, None]):
             if self.t0_rec is None:
                 self.t0_rec = rec_t
             due = self.t0 + (rec_t - self.t0_rec) / self.src.speed
-            if self.src.clock() < due:
+            if self.src.clock.now() < due:
                 self.next_at = due
                 return []
         self.pending = None
@@ -326,19 +368,18 @@ class _ReplayPartition(StatefulSourcePartition[Frame, None]):
             image = np.zeros((0, 0, 3), np.uint8)
         else:
             image = np.ascontiguousarray(image[..., ::-1])
-        frame = Frame(self.stream_id, self.seq, self.src.clock(), image, truth, error=error)
-        self.src.ledger.captured(self.stream_id, self.seq)
+        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), image, truth, error=error)
         self.seq += 1
         return frame
 
-    def next_awake(self) -> datetime | None:
-        return None if self.next_at is None else _utc(self.next_at)
+    def next_wake(self) -> float | None:
+        return self.next_at
 
-    def snapshot(self) -> None:
+    def close(self) -> None:
         return None
 
 
-class ReplaySource(FixedPartitionedSource[Frame, None]):
+class ReplaySource:
     """Replays recorded streams (folders with ``index.jsonl`` + image files).
 
     Each recording is one partition and stream (``stream_id`` = the folder's
@@ -347,50 +388,49 @@ class ReplaySource(FixedPartitionedSource[Frame, None]):
     ``speed``) or ``"fast"`` (as fast as the flow takes them).
     """
 
+    name = "capture"
+
     def __init__(
         self,
-        ledger: Ledger,
         *,
         paths: Sequence[str | Path],
         pace: str = "fast",
         speed: float = 1.0,
         frames: int = 0,
-        stop: threading.Event | None = None,
-        clock: Clock = time.time,
-        **_ignored: Any,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if pace not in ("recorded", "fast"):
             msg = (
                 f"capture.options.pace = {pace!r} is not valid; expected one of 'recorded', 'fast'"
             )
-            raise ValueError(msg)
-        if not paths:
-            msg = "capture.options.paths must name at least one recorded stream"
-            raise ValueError(msg)
-        self.ledger = ledger
+            raise ConfigError(msg)
+        if isinstance(paths, str | Path) or not paths:
+            msg = f"capture.options.paths = {paths!r}: expected a list naming at least one recorded stream"
+            raise ConfigError(msg)
+        greater_than("capture.options.speed", speed, 0)
+        check_rate(0, frames)
         self.paths = {Path(p).name: Path(p) for p in paths}
         for name, p in self.paths.items():
             if not (p / INDEX_NAME).is_file():
                 msg = f"capture.options.paths: {p} is not a recorded stream (no {INDEX_NAME}) [{name}]"
                 raise RecordingError(msg)
         self.pace = pace
-        self.speed = speed
-        self.budget = _Budget(frames, stop)
+        self.speed = float(speed)
+        self.frames = frames
         self.clock = clock
-        self.missed: dict[str, int] = {}
         self.errors: list[str] = []
 
-    def list_parts(self) -> list[str]:
+    def stream_ids(self) -> list[str]:
         return list(self.paths)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ReplayPartition:
-        return _ReplayPartition(for_part, self.paths[for_part], self)
+    def open(self, stream_id: str) -> _ReplayStream:
+        return _ReplayStream(stream_id, self.paths[stream_id], self)
 
+    def warm_up(self) -> None:
+        return None
 
-@operator
-def capture(
-    step_id: str, flow: Dataflow, source: FixedPartitionedSource[Frame, Any]
-) -> KeyedStream[Frame]:
-    """Read frames from ``source`` and key them by ``stream_id``: ``(stream_id, Frame)``."""
-    frames = op.input("source", flow, source)
-    return op.key_on("key", frames, lambda f: f.stream_id)
+    def close(self) -> None:
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        return {"missed_ticks": {}, "errors": list(self.errors)}

@@ -4,35 +4,42 @@ A skipped frame is ledgered ``duplicate(of=<kept seq>)`` and later resolved
 by the order step to its kept frame's result, so every skip saves one model
 call. Frames whose picture is unusable are turned into ``failed(...)`` here,
 before any expensive stage sees them.
+
+The detectors (:class:`RegionDetector`, :class:`ThumbnailDetector`) and the
+:class:`SceneCache` are plain objects; :class:`DedupStage` holds the step's
+settings and gives each stream a :class:`DedupLogic`, which routes every frame
+to one or more of the step's outputs (:class:`Route` per scene, :data:`Tag`
+per output). No Bytewax here: :mod:`operators.steps` adapts it.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
-import bytewax.operators as op
 import cv2
 import numpy as np
-from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream
 
-from operators.hud import CS2_HUD_REGIONS, hud_regions
-from operators.types import CacheEntry, Frame, Outcome, Scene, VisionResult
+from operators.errors import ConfigError
+from operators.frame import Frame
+from operators.hud import hud_regions
+from operators.outcome import CacheEntry, Outcome
+from operators.reading import Scene, VisionResult
 
 __all__ = [
-    "CS2_HUD_REGIONS",
     "ChangeDetector",
-    "DedupOut",
+    "DedupLogic",
+    "DedupStage",
     "RegionDetector",
     "Route",
     "SceneCache",
+    "SceneClassifier",
     "Signature",
+    "Tag",
     "ThumbnailDetector",
-    "dedup",
 ]
 
 
@@ -42,6 +49,18 @@ class ChangeDetector(Protocol):
     def signature(self, image: np.ndarray) -> Any: ...
 
     def same(self, a: Any, b: Any) -> bool: ...
+
+
+@runtime_checkable
+class SceneClassifier(Protocol):
+    """A detector that also names a frame's scene from its signature, with no model call
+    (needed for the scene cache and scene routes), and measures signature distance."""
+
+    def classify(self, sig: Any) -> Scene: ...
+
+    def distance(self, a: Any, b: Any) -> int: ...
+
+    def region_changes(self, a: Any, b: Any) -> list[str]: ...
 
 
 class ThumbnailDetector:
@@ -209,13 +228,14 @@ class SceneCache:
     model result the new frame reuses (``cached(of)``).
     """
 
-    def __init__(self, detector: RegionDetector, size: int = 64, radius: int | None = None):
+    def __init__(self, detector: SceneClassifier, size: int = 64, radius: int | None = None):
         if size < 1:
-            msg = f"dedup.options.cache_size must be >= 1; got {size}"
-            raise ValueError(msg)
+            msg = f"dedup.cache_size must be >= 1; got {size}"
+            raise ConfigError(msg)
         self.detector = detector
         self.size = size
-        self.radius = detector.hamming if radius is None else radius
+        # The detector's own duplicate threshold, where it has one.
+        self.radius = int(getattr(detector, "hamming", 10)) if radius is None else radius
         self.entries: OrderedDict[int, Signature] = OrderedDict()
 
     def find(self, sig: Signature) -> int | None:
@@ -247,105 +267,126 @@ class Route(str, Enum):
     """Drop it: ``dropped(scene_<name>)``."""
 
 
-@dataclass(frozen=True)
-class DedupOut:
-    """Streams out of :func:`dedup`."""
-
-    kept: KeyedStream[Frame]
-    """Frames worth a model call (and an encoding): ``(stream_id, Frame)``."""
-
-    encode_only: KeyedStream[Frame]
-    """Frames the scene classifier read (routed ``classify``): the encoder only."""
-
-    parts: KeyedStream[VisionResult | CacheEntry]
-    """For the order step: the classifier's readings and scene-cache pins."""
-
-    skipped: KeyedStream[Outcome]
-    """``duplicate(of)``, ``cached(of)``, ``dropped(scene_*)`` and ``failed(capture)``."""
+Tag = Literal["model", "encode", "part", "skip"]
+"""Where :class:`DedupLogic` sends an item: ``model`` (a ``Frame`` for the vision model and
+the encoder), ``encode`` (a ``Frame`` for the encoder only, its scene read by the
+classifier), ``part`` (a ``VisionResult`` or ``CacheEntry`` for the order step), ``skip``
+(an ``Outcome``: ``duplicate``, ``cached``, ``dropped(scene_*)``, ``failed(capture)``)."""
 
 
-@dataclass
-class _StreamState:
-    last_seq: int | None = None
-    last_sig: Any = None
-    cache: SceneCache | None = None
-
-
-@operator
-def dedup(
-    step_id: str,
-    up: KeyedStream[Frame],
-    detector: ChangeDetector | None,
-    enabled: bool = True,
-    *,
-    cache_size: int = 0,
-    cache_scenes: Sequence[Scene] = (Scene.MENU, Scene.LOADING, Scene.DEATH),
-    routes: Mapping[Scene, Route] | None = None,
-) -> DedupOut:
-    """Per stream: drop what did not change, reuse what was seen, route scenes.
+class DedupStage:
+    """The dedup step's settings, shared by its streams.
 
     A frame the same as the last kept one is ``duplicate(of)``. With
     ``cache_size``, a new frame of a scene in ``cache_scenes`` that matches an
-    earlier kept frame of the scene cache is ``cached(of)`` (the detector must
-    classify scenes: :class:`RegionDetector`). ``routes`` picks, per classified
-    scene, model / classify / drop. With ``enabled=False`` (or no detector)
-    every valid frame goes to the model.
+    earlier kept frame of the scene cache is ``cached(of)``. ``routes`` picks, per
+    classified scene, model / classify / drop. Both need a detector that
+    classifies scenes (:class:`SceneClassifier`, e.g. :class:`RegionDetector`).
+    With ``enabled=False`` (or no detector) every valid frame goes to the model.
     """
-    routes = dict(routes or {})
-    classify = getattr(detector, "classify", None)
-    active = enabled and detector is not None
-    if active and (routes or cache_size) and classify is None:
-        msg = (
-            "dedup: scene routes and the result cache need a detector that classifies "
-            f"scenes (e.g. 'regions'), not {type(detector).__name__}"
-        )
-        raise ValueError(msg)
-    scenes_cached = frozenset(cache_scenes)
 
-    def mapper(
-        state: _StreamState | None, frame: Frame
-    ) -> tuple[_StreamState, list[tuple[str, Any]]]:
-        if state is None:
-            cache = SceneCache(detector, cache_size) if active and cache_size else None  # type: ignore[arg-type]
-            state = _StreamState(cache=cache)
-        st = state
+    name = "dedup"
+
+    def __init__(
+        self,
+        detector: ChangeDetector | None,
+        *,
+        enabled: bool = True,
+        cache_size: int = 0,
+        cache_scenes: Iterable[Scene] = (Scene.MENU, Scene.LOADING, Scene.DEATH),
+        routes: Mapping[Scene, Route] | None = None,
+    ) -> None:
+        self.detector = detector if enabled else None
+        self.classifier = self.detector if isinstance(self.detector, SceneClassifier) else None
+        self.routes = dict(routes or {})
+        self.cache_size = int(cache_size)
+        self.cache_scenes = frozenset(cache_scenes)
+        if self.detector is not None and (self.routes or self.cache_size) and not self.classifier:
+            msg = (
+                f"dedup.detector: {type(self.detector).__name__} cannot classify scenes; "
+                "dedup.routes and dedup.cache_size need one that can (e.g. 'regions')"
+            )
+            raise ConfigError(msg)
+        self.counts: dict[str, int] = {"model": 0, "duplicate": 0, "cached": 0, "routed": 0}
+
+    def for_stream(self) -> DedupLogic:
+        return DedupLogic(self)
+
+    def warm_up(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        return {"detector": type(self.detector).__name__ if self.detector else None, **self.counts}
+
+
+class DedupLogic:
+    """One stream's last kept frame and scene cache; routes each frame (see :data:`Tag`)."""
+
+    def __init__(self, stage: DedupStage) -> None:
+        self.stage = stage
+        self.last_seq: int | None = None
+        self.last_sig: Any = None
+        self.cache = (
+            SceneCache(stage.classifier, stage.cache_size)
+            if stage.classifier is not None and stage.cache_size
+            else None
+        )
+
+    # -- StreamLogic ---------------------------------------------------------------
+    def offer(self, frames: list[Frame]) -> list[tuple[Tag, Any]]:
+        out: list[tuple[Tag, Any]] = []
+        for frame in frames:
+            out.extend(self.route(frame))
+        return out
+
+    def poll(self) -> list[tuple[Tag, Any]]:
+        return []
+
+    def next_wake(self) -> float | None:
+        return None
+
+    def drain(self, until: float | None = None) -> list[tuple[Tag, Any]]:
+        return []
+
+    # -- logic -----------------------------------------------------------------------
+    def route(self, frame: Frame) -> list[tuple[Tag, Any]]:
+        """Where one frame goes: see :data:`Tag`."""
+        st, counts = self.stage, self.stage.counts
         problem = frame.image_error()
         if problem is not None:
-            return st, [("skip", Outcome.failed(frame, "capture", problem))]
-        if not enabled or detector is None:
-            return st, [("model", frame)]
+            return [("skip", Outcome.failed(frame, "capture", problem))]
+        detector = st.detector
+        if detector is None:
+            counts["model"] += 1
+            return [("model", frame)]
         sig = detector.signature(frame.image)
-        if st.last_seq is not None and detector.same(st.last_sig, sig):
-            return st, [("skip", Outcome.duplicate(frame, of=st.last_seq))]
-        scene = classify(sig) if classify is not None else None
-        if st.cache is not None and scene in scenes_cached:
-            hit = st.cache.find(sig)
+        if self.last_seq is not None and detector.same(self.last_sig, sig):
+            counts["duplicate"] += 1
+            return [("skip", Outcome.duplicate(frame, of=self.last_seq))]
+        scene = st.classifier.classify(sig) if st.classifier is not None else None
+        cache = self.cache if scene in st.cache_scenes else None
+        if cache is not None:
+            hit = cache.find(sig)
             if hit is not None:
-                st.last_seq, st.last_sig = hit, sig
-                return st, [("skip", Outcome.cached(frame, of=hit))]
-        route = Route.MODEL if scene is None else routes.get(scene, Route.MODEL)
+                self.last_seq, self.last_sig = hit, sig
+                counts["cached"] += 1
+                return [("skip", Outcome.cached(frame, of=hit))]
+        route = Route.MODEL if scene is None else st.routes.get(scene, Route.MODEL)
         if route is Route.DROP and scene is not None:
+            counts["routed"] += 1
             reason = f"scene_{scene.value}"
-            return st, [("skip", Outcome.dropped(frame, reason, "routed to drop by dedup.routes"))]
-        st.last_seq, st.last_sig = frame.seq, sig
+            return [("skip", Outcome.dropped(frame, reason, "routed to drop by dedup.routes"))]
+        self.last_seq, self.last_sig = frame.seq, sig
         if route is Route.CLASSIFY and scene is not None:
+            counts["routed"] += 1
             reading = VisionResult(frame.stream_id, frame.seq, scene=scene, backend="scene")
-            return st, [("encode", frame), ("part", reading)]
-        out: list[tuple[str, Any]] = [("model", frame)]
-        if st.cache is not None and scene in scenes_cached:
-            st.cache.add(frame.seq, sig)
+            return [("encode", frame), ("part", reading)]
+        counts["model"] += 1
+        out: list[tuple[Tag, Any]] = [("model", frame)]
+        if cache is not None:
+            cache.add(frame.seq, sig)
             out.append(("part", CacheEntry(frame.stream_id, frame.seq)))
-        return st, out
-
-    marked = op.stateful_map("check", up, mapper)
-    tagged = op.flat_map_value("expand", marked, lambda items: items)
-
-    def only(tag: str) -> Any:
-        return lambda item: item[1] if item[0] == tag else None
-
-    return DedupOut(
-        kept=op.filter_map_value("kept", tagged, only("model")),
-        encode_only=op.filter_map_value("encode_only", tagged, only("encode")),
-        parts=op.filter_map_value("parts", tagged, only("part")),
-        skipped=op.filter_map_value("skipped", tagged, only("skip")),
-    )
+        return out

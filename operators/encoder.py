@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from operators.errors import ConfigError, EncodeError
+from operators.resolve import resolve_attr
 
 __all__ = ["OBS_SIZE", "Encoder", "NatureCNN"]
 
@@ -72,10 +73,10 @@ class Encoder:
         threads: int = 0,
     ) -> None:
         if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-            msg = f"batch.encoder.device = {device!r} is not valid; expected one of 'auto', 'cpu', 'cuda', 'cuda:N'"
+            msg = f"batch.options.device = {device!r} is not valid; expected one of 'auto', 'cpu', 'cuda', 'cuda:N'"
             raise ConfigError(msg)
         if ":" not in network:
-            msg = f"batch.encoder.network = {network!r}: expected 'module:attr'"
+            msg = f"batch.options.network = {network!r}: expected 'module:attr'"
             raise ConfigError(msg)
         self.device_name = device
         self.network = network
@@ -114,14 +115,9 @@ class Encoder:
             else:
                 dev = torch.device(self.device_name)
                 if dev.type == "cuda" and not torch.cuda.is_available():
-                    msg = f"batch.encoder.device = {self.device_name!r} but CUDA is not available"
+                    msg = f"batch.options.device = {self.device_name!r} but CUDA is not available"
                     raise ConfigError(msg)
-            mod_name, _, attr = self.network.partition(":")
-            try:
-                factory = getattr(importlib.import_module(mod_name), attr)
-            except (ImportError, AttributeError) as ex:
-                msg = f"batch.encoder.network = {self.network!r} cannot be imported: {ex}"
-                raise ConfigError(msg) from ex
+            factory = resolve_attr(self.network, "batch.options.network")
             gen_state = torch.random.get_rng_state()
             torch.manual_seed(self.seed)
             model = factory(**self.network_kwargs)
@@ -167,6 +163,12 @@ class Encoder:
     def warm_up(self) -> None:
         """Load the network and run one frame through it."""
         self.encode([np.zeros((OBS_SIZE, OBS_SIZE, 3), np.uint8)])
+
+    def close(self) -> None:
+        """Stop the host-copy threads (CUDA); the network stays loaded."""
+        copiers, self._copiers = self._copiers, None
+        if copiers is not None:
+            copiers.shutdown(wait=True)
 
     def encode(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if not images:

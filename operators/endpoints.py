@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from operators._stats import percentiles
+from operators.clock import SYSTEM_CLOCK, Clock
+from operators.stats import percentiles
 
 __all__ = ["AdaptivePolicy", "BreakerPolicy", "EndpointState", "Lease", "Router"]
 
@@ -142,7 +142,7 @@ class Lease:
 class Router:
     """Least-outstanding routing over endpoints, with breakers and adaptive limits."""
 
-    def __init__(self, endpoints: list[EndpointState], clock: Any = time.monotonic) -> None:
+    def __init__(self, endpoints: list[EndpointState], clock: Clock = SYSTEM_CLOCK) -> None:
         if not endpoints:
             msg = "a router needs at least one endpoint"
             raise ValueError(msg)
@@ -157,7 +157,7 @@ class Router:
         If every endpoint's breaker is open (and none is due a probe), the
         lease has no endpoint: the call fails fast as ``unavailable``.
         """
-        now = self.clock()
+        now = self.clock.now()
         with self._lock:
             best: EndpointState | None = None
             best_key: tuple[float, int] = (math.inf, 0)
@@ -189,7 +189,7 @@ class Router:
         with self._lock:
             ep.retries += 1
             if cause == "503":
-                self._cut(ep, self.clock())
+                self._cut(ep, self.clock.now())
 
     def succeeded(self, lease: Lease, latency_ms: float) -> None:
         ep = lease.endpoint
@@ -209,7 +209,7 @@ class Router:
             best = min(ep.recent_ms)
             if latency_ms > a.tolerance * best and len(ep.recent_ms) >= 5:
                 if lease.started >= ep.last_cut:  # one cut per round trip
-                    self._cut(ep, self.clock())
+                    self._cut(ep, self.clock.now())
             elif ep.in_flight + 1 >= ep.limit:  # only grow a limit that is being used
                 ep._grow += 1.0 / ep.limit
                 if ep._grow >= 1.0:
@@ -221,7 +221,7 @@ class Router:
         ep = lease.endpoint
         if ep is None:
             return
-        now = self.clock()
+        now = self.clock.now()
         with self._lock:
             ep.in_flight -= 1
             ep.failures[reason] += 1

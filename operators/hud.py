@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from operators.arena import ARENA_HUD_REGIONS
-
-__all__ = ["CS2_HUD_REGIONS", "HUD_PRESETS", "Rect", "hud_regions"]
+__all__ = ["ARENA_HUD_REGIONS", "CS2_HUD_REGIONS", "HUD_PRESETS", "Rect", "hud_regions"]
 
 Rect = tuple[float, float, float, float]
+"""A rectangle in relative coordinates ``(x0, y0, x1, y1)``, each in ``0..1``."""
+
+# Where the built-in arena draws each HUD number.
+ARENA_HUD_REGIONS: dict[str, Rect] = {
+    "health": (0.02, 0.88, 0.24, 0.99),
+    "armor": (0.27, 0.88, 0.49, 0.99),
+    "ammo": (0.70, 0.88, 0.98, 0.99),  # "clip/reserve"
+    "money": (0.74, 0.02, 0.98, 0.13),
+}
 
 CS2_HUD_REGIONS: dict[str, Rect] = {
     # Counter-Strike 2's default HUD on a 16:9 screen (approximate; override per setup).

@@ -16,7 +16,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from operators.types import Outcome, Status
+from operators.outcome import Outcome, Status
 
 __all__ = ["Ledger"]
 
@@ -24,7 +24,7 @@ __all__ = ["Ledger"]
 class Ledger:
     """Per-process accounting of every captured frame.
 
-    >>> from operators.types import Outcome, Status
+    >>> from operators.outcome import Outcome, Status
     >>> ledger = Ledger()
     >>> ledger.captured("s", 0)
     >>> ledger.counts()["in_flight"]

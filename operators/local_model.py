@@ -18,10 +18,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.arena import ARENA_HUD_REGIONS, ENEMY_RGB
+from operators.arena import ENEMY_RGB
 from operators.errors import VisionError
+from operators.frame import Frame
+from operators.hud import ARENA_HUD_REGIONS
 from operators.hud import hud_regions as resolve_hud_regions
-from operators.types import Detection, Frame, Scene, VisionResult
+from operators.reading import Detection, Scene, VisionResult
 
 __all__ = ["LocalVisionBackend", "parse_hud_text"]
 

@@ -13,29 +13,37 @@ A ``seq`` whose result does not come within ``gap_deadline_ms`` is emitted as
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 
-import bytewax.operators as op
-from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
+from operators.clock import SYSTEM_CLOCK, Clock
+from operators.observation import Encoded, Observation
+from operators.options import at_least, greater_than
+from operators.outcome import CacheEntry, Outcome, Status
+from operators.reading import VisionResult
 
-from operators.types import CacheEntry, Encoded, Observation, Outcome, Status, VisionResult
+__all__ = ["OrderMetrics", "OrderPolicy", "OrderStage", "Part", "Resequencer"]
 
-__all__ = ["OrderMetrics", "OrderPolicy", "order_by_seq"]
-
-Clock = Callable[[], float]
 Part = VisionResult | Encoded | Outcome | CacheEntry
+Out = Observation | Outcome
 
 
 @dataclass(frozen=True)
 class OrderPolicy:
+    """How results are re-sequenced. These are also the ``[order]`` config keys."""
+
     gap_deadline_ms: float = 15000.0
-    keep_results: int = 256  # kept frames remembered for duplicates to resolve against
-    cache_results: int = 256  # results of scene-cache entries, for cached(of) frames
+    """A seq with no result this long after its stream moved past it is ``failed(timeout)``."""
+    keep_results: int = 256
+    """Kept frames' results remembered, per stream, for duplicates to resolve against."""
+    cache_results: int = 256
+    """Results of scene-cache entries remembered, per stream, for ``cached(of)`` frames."""
+
+    def __post_init__(self) -> None:
+        greater_than("order.gap_deadline_ms", self.gap_deadline_ms, 0)
+        at_least("order.keep_results", self.keep_results, 1)
+        at_least("order.cache_results", self.cache_results, 1)
 
 
 @dataclass
@@ -54,15 +62,47 @@ class _Slot:
     missing: list[str] = field(default_factory=list)
 
 
-class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
-    """Per-stream re-sequencing state; usable without a flow for tests."""
+class OrderStage:
+    """The order step's shared parts: policy, counters, clock."""
+
+    name = "order"
+
+    def __init__(self, policy: OrderPolicy, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.stats = OrderMetrics()
+
+    def for_stream(self) -> Resequencer:
+        return Resequencer(self.policy, self.stats, self.clock)
+
+    def warm_up(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        m = self.stats
+        return {"late": m.late, "timeouts": m.timeouts, "max_pending": m.max_pending}
+
+
+class Resequencer:
+    """One stream's re-sequencing state: parts in (any order), one item per seq out, in order.
+
+    >>> from operators.testing import FakeClock
+    >>> r = Resequencer(OrderPolicy(), OrderMetrics(), FakeClock())
+    >>> [o.label for o in r.offer([Outcome("s", 1, Status.DROPPED, reason="stale"),
+    ...                            Outcome("s", 0, Status.FAILED, reason="parse")])]
+    ['failed(parse)', 'dropped(stale)']
+    """
 
     def __init__(
-        self, policy: OrderPolicy, metrics: OrderMetrics, clock: Clock = time.time
+        self, policy: OrderPolicy, metrics: OrderMetrics, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
+        self.stream_id: str | None = None
         self.next_seq = 0
         self.slots: dict[int, _Slot] = {}
         self.kept: OrderedDict[int, Observation | Outcome] = OrderedDict()
@@ -70,28 +110,28 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         self.pinned: OrderedDict[int, None] = OrderedDict()
         self.scenes: OrderedDict[int, Observation | Outcome] = OrderedDict()
 
-    # -- bytewax hooks -------------------------------------------------------
-    def on_batch(self, values: list[Part]) -> tuple[list[Observation | Outcome], bool]:
-        now = self.clock()
-        for part in values:
+    # -- StreamLogic ---------------------------------------------------------------
+    def offer(self, parts: list[Part]) -> list[Out]:
+        now = self.clock.now()
+        for part in parts:
             self.add(part, now)
-        return self.drain(now), StatefulBatchLogic.RETAIN
+        return self.release(now)
 
-    def on_notify(self) -> tuple[list[Observation | Outcome], bool]:
-        return self.drain(self.clock()), StatefulBatchLogic.RETAIN
+    def poll(self) -> list[Out]:
+        return self.release(self.clock.now())
 
-    def on_eof(self) -> tuple[list[Observation | Outcome], bool]:
-        return self.drain(self.clock(), final=True), StatefulBatchLogic.RETAIN
+    def next_wake(self) -> float | None:
+        return self._head_deadline()
 
-    def notify_at(self) -> datetime | None:
-        due = self._head_deadline()
-        return None if due is None else datetime.fromtimestamp(due, tz=UTC)
+    def drain(self, until: float | None = None) -> list[Out]:
+        """End of stream: every seq still open is emitted now (``failed(eof)`` if incomplete)."""
+        return self.release(self.clock.now(), final=True)
 
-    def snapshot(self) -> None:
-        return None
-
-    # -- logic ---------------------------------------------------------------
+    # -- logic ---------------------------------------------------------------------
     def add(self, part: Part, now: float) -> None:
+        """Take one part of a seq: a half, an outcome or a scene-cache pin."""
+        if self.stream_id is None:
+            self.stream_id = part.stream_id
         seq = part.seq
         if isinstance(part, CacheEntry):
             self._pin(seq)
@@ -126,8 +166,9 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         )
         return since + self.policy.gap_deadline_ms / 1000.0
 
-    def drain(self, now: float, final: bool = False) -> list[Observation | Outcome]:
-        out: list[Observation | Outcome] = []
+    def release(self, now: float, final: bool = False) -> list[Out]:
+        """Emit every seq from the head on that is complete, or past the gap deadline."""
+        out: list[Out] = []
         while self.slots:
             seq = self.next_seq
             slot = self.slots.get(seq)
@@ -144,8 +185,7 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
 
     def _expire(self, seq: int, slot: _Slot | None, final: bool) -> Outcome:
         self.metrics.timeouts += 1
-        stream = next(iter(self.slots.values()))
-        sid = (stream.vision or stream.encoded or stream.outcome).stream_id  # type: ignore[union-attr]
+        sid = self.stream_id or ""
         if slot is None:
             detail, captured = "no part of this frame arrived", 0.0
         else:
@@ -161,7 +201,7 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         self._remember(seq, outcome)
         return outcome
 
-    def _resolve(self, seq: int, slot: _Slot) -> Observation | Outcome | None:
+    def _resolve(self, seq: int, slot: _Slot) -> Out | None:
         o = slot.outcome
         if o is not None:
             if o.status in (Status.DUPLICATE, Status.CACHED):
@@ -180,7 +220,7 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
             vision=slot.vision,
             visual=e.visual,
             embedding=e.embedding,
-            emitted_at=self.clock(),
+            emitted_at=self.clock.now(),
             truth=e.truth,
         )
         self._remember(seq, obs)
@@ -199,23 +239,23 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         while len(self.scenes) > self.policy.cache_results:
             self.scenes.popitem(last=False)
 
-    def _reuse(self, o: Outcome) -> Observation | Outcome:
-        assert o.of is not None
-        ref = self.kept.get(o.of)
-        if ref is None and o.of in self.scenes:
-            ref = self.scenes[o.of]
-            self.scenes.move_to_end(o.of)
+    def _reuse(self, o: Outcome) -> Out:
+        of = o.of if o.of is not None else o.seq  # Outcome guarantees `of` for these
+        ref = self.kept.get(of)
+        if ref is None and of in self.scenes:
+            ref = self.scenes[of]
+            self.scenes.move_to_end(of)
         if isinstance(ref, Observation):
             return Observation(
                 stream_id=o.stream_id,
                 seq=o.seq,
                 captured_at=o.captured_at,
                 status=o.status,
-                source_seq=o.of,
+                source_seq=of,
                 vision=ref.vision,
                 visual=ref.visual,
                 embedding=ref.embedding,
-                emitted_at=self.clock(),
+                emitted_at=self.clock.now(),
             )
         if isinstance(ref, Outcome):
             # The kept frame was dropped or failed: its copies end the same way.
@@ -225,7 +265,7 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
                 ref.status,
                 o.captured_at,
                 reason=ref.reason,
-                detail=f"{o.status.value} of seq {o.of}, which ended {ref.label}",
+                detail=f"{o.status.value} of seq {of}, which ended {ref.label}",
             )
         return Outcome(
             o.stream_id,
@@ -233,7 +273,7 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
             Status.FAILED,
             o.captured_at,
             reason="reference_lost",
-            detail=f"{o.status.value} of seq {o.of}, whose result is no longer kept",
+            detail=f"{o.status.value} of seq {of}, whose result is no longer kept",
         )
 
     def _remember(self, seq: int, item: Observation | Outcome) -> None:
@@ -242,19 +282,3 @@ class OrderLogic(StatefulBatchLogic[Part, "Observation | Outcome", None]):
         self.kept[seq] = item
         while len(self.kept) > self.policy.keep_results:
             self.kept.popitem(last=False)
-
-
-@operator
-def order_by_seq(
-    step_id: str,
-    up: KeyedStream[Part],
-    policy: OrderPolicy,
-    metrics: OrderMetrics,
-    clock: Clock = time.time,
-) -> KeyedStream[Observation | Outcome]:
-    """Emit exactly one ``Observation`` or ``Outcome`` per ``seq``, in order, per stream.
-
-    In: ``(stream_id, VisionResult | Encoded | Outcome | CacheEntry)``.
-    Out: ``(stream_id, Observation | Outcome)``.
-    """
-    return op.stateful_batch("resequence", up, lambda _resume: OrderLogic(policy, metrics, clock))

@@ -1,9 +1,8 @@
 """The live screen as a capture source (``mss``): a monitor or a region, at a target rate.
 
 ``ScreenSource`` grabs the screen of ``display`` (X11: ``$DISPLAY`` by default;
-Windows and macOS work as mss does there) at ``fps``, paced by Bytewax's
-``next_awake`` on a drift-free tick schedule (never sleeping in Bytewax's
-loop); each frame is stamped with the time it was grabbed. When a grab takes
+Windows and macOS work as mss does there) at ``fps``, on a drift-free tick
+schedule it reports as ``next_wake`` (never sleeping); each frame is stamped with the time it was grabbed. When a grab takes
 longer than a tick, the ticks it missed are counted (``missed`` in the run
 summary) rather than queued. A failed grab becomes a frame that fails as
 ``failed(capture)``; ``max_errors`` failures in a row end the stream with the
@@ -13,19 +12,19 @@ error in the summary.
 from __future__ import annotations
 
 import logging
-import threading
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import cv2
 import numpy as np
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from operators.capture import Clock, _Budget, _Pacer
+from operators.capture import Pacer, check_rate
+from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError
-from operators.ledger import Ledger
-from operators.types import Frame
+from operators.frame import Frame
+from operators.options import at_least
 
 __all__ = ["ScreenSource", "grab_rgb"]
 
@@ -39,22 +38,23 @@ def grab_rgb(sct: Any, area: Mapping[str, int]) -> np.ndarray:
     return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB)
 
 
-class _ScreenPartition(StatefulSourcePartition[Frame, None]):
+class _ScreenStream:
     def __init__(self, src: ScreenSource) -> None:
         self.src = src
+        self.stream_id = src.stream_id
         self.sct = src._open()
         self.area = src._area(self.sct)
-        self.pacer = _Pacer(src.fps, src.clock)
+        self.pacer = Pacer(src.fps, src.clock)
         self.seq = 0
         self.errors_in_row = 0
 
-    def next_batch(self) -> list[Frame]:
+    def next_frames(self) -> list[Frame]:
         src = self.src
-        if src.budget.over(self.seq):
+        if 0 < src.frames <= self.seq:
             raise StopIteration
         if not self.pacer.due():
             return []
-        captured = src.clock()
+        captured = src.clock.now()
         try:
             frame = Frame(src.stream_id, self.seq, captured, grab_rgb(self.sct, self.area))
             self.errors_in_row = 0
@@ -70,22 +70,18 @@ class _ScreenPartition(StatefulSourcePartition[Frame, None]):
             frame = Frame(
                 src.stream_id, self.seq, captured, np.zeros((0, 0, 3), np.uint8), error=detail
             )
-        src.ledger.captured(src.stream_id, self.seq)
         self.seq += 1
         src.missed[src.stream_id] = self.pacer.missed
         return [frame]
 
-    def next_awake(self) -> Any:
-        return self.pacer.awake()
-
-    def snapshot(self) -> None:
-        return None
+    def next_wake(self) -> float | None:
+        return self.pacer.next_wake()
 
     def close(self) -> None:
         self.sct.close()
 
 
-class ScreenSource(FixedPartitionedSource[Frame, None]):
+class ScreenSource:
     """Frames of the live screen, one stream (``stream_id``).
 
     ``monitor`` is mss's monitor index (1 = the first screen, 0 = all of them);
@@ -94,9 +90,10 @@ class ScreenSource(FixedPartitionedSource[Frame, None]):
     frames; ``frames`` 0 runs until the run is stopped.
     """
 
+    name = "capture"
+
     def __init__(
         self,
-        ledger: Ledger,
         *,
         display: str | None = None,
         monitor: int = 1,
@@ -105,12 +102,10 @@ class ScreenSource(FixedPartitionedSource[Frame, None]):
         frames: int = 0,
         stream_id: str = "screen",
         max_errors: int = 30,
-        stop: threading.Event | None = None,
-        clock: Clock = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if fps < 0:
-            msg = f"capture.options.fps must be >= 0; got {fps}"
-            raise ValueError(msg)
+        check_rate(fps, frames)
+        at_least("capture.options.max_errors", max_errors, 0)
         if region is not None:
             missing = {"left", "top", "width", "height"} - set(region)
             if (
@@ -120,13 +115,12 @@ class ScreenSource(FixedPartitionedSource[Frame, None]):
                 or not region.get("height")
             ):
                 msg = f"capture.options.region = {dict(region)!r}: expected {{left, top, width, height}} >= 0, width and height > 0"
-                raise ValueError(msg)
-        self.ledger = ledger
+                raise ConfigError(msg)
         self.display = display
         self.monitor = monitor
         self.region = dict(region) if region is not None else None
-        self.fps = fps
-        self.budget = _Budget(frames, stop)
+        self.fps = float(fps)
+        self.frames = frames
         self.stream_id = stream_id
         self.max_errors = max_errors
         self.clock = clock
@@ -153,10 +147,8 @@ class ScreenSource(FixedPartitionedSource[Frame, None]):
                 # An X server that is busy can refuse a connection now and take it
                 # a moment later; a display that is not there fails all three.
                 if attempt < 2:
-                    time.sleep(0.2 * (attempt + 1))
+                    time.sleep(0.2 * (attempt + 1))  # at build time, not in the flow
                     continue
-                import os
-
                 name = self.display or os.environ.get("DISPLAY") or "(DISPLAY is not set)"
                 msg = f"capture.source = 'screen': cannot open display {name}: {ex}"
                 raise ConfigError(msg) from ex
@@ -181,8 +173,17 @@ class ScreenSource(FixedPartitionedSource[Frame, None]):
             "height": int(r["height"]),
         }
 
-    def list_parts(self) -> list[str]:
+    def stream_ids(self) -> list[str]:
         return [self.stream_id]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ScreenPartition:
-        return _ScreenPartition(self)
+    def open(self, stream_id: str) -> _ScreenStream:
+        return _ScreenStream(self)
+
+    def warm_up(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        return {"missed_ticks": dict(self.missed), "errors": list(self.errors)}

@@ -1,37 +1,45 @@
 """The vision stage: many model calls in flight, bounded, never blocking a worker.
 
-``call_vision`` keeps, per stream, a queue of frames waiting for a slot and
-the calls in flight. Each Bytewax activation it harvests finished calls,
-drops frames that waited past the staleness budget (``dropped(stale)``) or
-overflowed the queue (``dropped(backlog)``), and submits waiting frames
-while the step's in-flight limit allows: oldest first (FIFO), or newest
-first, where the older frames still waiting when the newest are sent are
-``dropped(superseded)`` (they would only hold the ordered output back). Calls run
-on a :class:`~operators._pool.BoundedPool`; a call that outlives its deadline
-is ``failed(timeout)``. Every failure comes out as an ``Outcome`` on the
-stream, never as an exception.
+Per stream, a :class:`VisionQueue` keeps the frames waiting for a slot and
+the calls in flight. Each time it is offered frames or polled it:
+
+1. harvests finished calls (a ``VisionResult``, or ``failed(reason)``);
+2. gives up calls past their deadline (``failed(timeout)``; the thread cannot
+   be killed, so its slot stays taken until the call returns);
+3. drops waiting frames older than the staleness budget (``dropped(stale)``);
+4. sends waiting frames while the stage's pool (shared by every stream) has
+   a slot: oldest first, or newest first, where the older frames still
+   waiting are ``dropped(superseded)`` (they would only hold the ordered
+   output back);
+5. bounds what still waits (``dropped(backlog)``, the oldest first).
+
+Time comes from the injected clock, calls run on a
+:class:`~operators.pool.BoundedPool`, so the whole schedule is testable on a
+fake clock with a manual executor. No Bytewax here: :mod:`operators.steps`
+adapts it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
 
-import bytewax.operators as op
-from bytewax.dataflow import operator
-from bytewax.operators import KeyedStream, StatefulBatchLogic
-
-from operators._pool import BoundedPool, soon
+from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import StageError
-from operators.types import Frame, Outcome, VisionResult
+from operators.frame import Frame
+from operators.options import at_least, choice, greater_than
+from operators.outcome import Outcome
+from operators.pool import BoundedPool
+from operators.reading import VisionResult
+from operators.stage import SupportsClose, SupportsMetrics, SupportsWarmUp
+from operators.stats import percentiles
 
 __all__ = [
     "RoutedBackend",
@@ -39,18 +47,19 @@ __all__ = [
     "VisionBackend",
     "VisionMetrics",
     "VisionPolicy",
-    "call_vision",
+    "VisionQueue",
+    "VisionStage",
 ]
 
 logger = logging.getLogger(__name__)
-Clock = Callable[[], float]
 
 
 class VisionBackend(Protocol):
     """Reads one frame; blocking, called on a pool thread.
 
     Raise :class:`~operators.errors.VisionError` (or any ``StageError``) with
-    a short ``reason`` for a per-frame failure.
+    a short ``reason`` for a per-frame failure. Optionally implements
+    ``warm_up()``, ``close()`` and ``metrics()``, which the stage calls.
     """
 
     name: str
@@ -59,16 +68,26 @@ class VisionBackend(Protocol):
 
 
 @runtime_checkable
-class RoutedBackend(VisionBackend, Protocol):
-    """A backend with slots of its own (endpoints with limits): the operator reserves
+class RoutedBackend(Protocol):
+    """A backend with slots of its own (endpoints with limits): the stage reserves
     one before it sends a frame, so a frame waits here, under the staleness
     budget, rather than inside the backend. ``reserve`` never blocks; ``None``
     means no slot is free now. ``infer_on`` ends the lease, whatever happens.
     """
 
+    name: str
+
     def reserve(self) -> Any | None: ...
 
     def infer_on(self, lease: Any, frame: Frame) -> VisionResult: ...
+
+
+@runtime_checkable
+class EnforcesDeadline(Protocol):
+    """A backend that cuts its own calls at ``deadline_ms`` and says why they failed
+    (drip, retries); the stage's deadline then is a backstop, ``grace_ms`` later."""
+
+    enforces_deadline: bool
 
 
 class ServeOrder(str, Enum):
@@ -80,22 +99,34 @@ class ServeOrder(str, Enum):
 
 @dataclass(frozen=True)
 class VisionPolicy:
-    """Limits of the vision stage (see ``flows.config.VisionConfig`` for the docs)."""
+    """How the vision stage schedules calls. These are also the ``[vision]`` config keys."""
 
-    max_in_flight: int = 4
-    max_pending: int = 64
+    max_in_flight: int = 2
+    """Model calls in flight at once, for the whole step (every stream of this process)."""
+    max_pending: int = 32
+    """Frames waiting for a slot, per stream; beyond it the oldest are ``dropped(backlog)``."""
     staleness_ms: float = 2000.0
+    """A frame older than this when it would be sent is ``dropped(stale)`` (0 disables)."""
     deadline_ms: float = 10000.0
+    """A call running longer than this is ``failed(timeout)``."""
     order: ServeOrder = ServeOrder.NEWEST
+    """Which waiting frame gets a free slot first: ``newest`` or ``oldest``."""
     poll_ms: float = 1.0
-    grace_ms: float = 0.0
-    """Extra time past ``deadline_ms`` before the operator gives a call up, for
-    backends that enforce the deadline themselves (and say why they failed)."""
+    """How often finished calls are collected while calls are in flight (Bytewax cannot be
+    woken from another thread); lower adds less latency and costs more CPU."""
+
+    def __post_init__(self) -> None:
+        at_least("vision.max_in_flight", self.max_in_flight, 1)
+        at_least("vision.max_pending", self.max_pending, 1)
+        at_least("vision.staleness_ms", self.staleness_ms, 0)
+        greater_than("vision.deadline_ms", self.deadline_ms, 0)
+        greater_than("vision.poll_ms", self.poll_ms, 0)
+        object.__setattr__(self, "order", choice(ServeOrder, self.order, "vision.order"))
 
 
 @dataclass
 class VisionMetrics:
-    """Counters of the step, shared by its keys; read by the run summary."""
+    """Counters of the stage, shared by its streams; read by the run summary."""
 
     submitted: int = 0
     completed: int = 0
@@ -109,113 +140,198 @@ class VisionMetrics:
         return sum(self.failures.values())
 
 
-def _timed_infer(
-    backend: VisionBackend, frame: Frame, lease: Any = None
-) -> tuple[VisionResult, float]:
+def _timed_infer(backend: Any, frame: Frame, lease: Any = None) -> tuple[VisionResult, float]:
     t0 = time.perf_counter()
-    if lease is None:
-        return backend.infer(frame), (time.perf_counter() - t0) * 1000.0
-    result = backend.infer_on(lease, frame)  # type: ignore[attr-defined]
+    result = backend.infer(frame) if lease is None else backend.infer_on(lease, frame)
     return result, (time.perf_counter() - t0) * 1000.0
 
 
-class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
-    def __init__(self, stage: _Stage) -> None:
+class VisionStage:
+    """The vision step's shared parts: backend, pool (the in-flight bound), counters, clock.
+
+    >>> from operators.local_model import LocalVisionBackend
+    >>> stage = VisionStage(LocalVisionBackend(), VisionPolicy(max_in_flight=2))
+    >>> queue = stage.for_stream()  # one per stream: offer / poll / next_wake / drain
+    """
+
+    name = "vision"
+
+    def __init__(
+        self,
+        backend: VisionBackend,
+        policy: VisionPolicy,
+        *,
+        pool: BoundedPool | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.pool = pool or BoundedPool("framewax-vision", policy.max_in_flight)
+        self.clock = clock
+        self.stats = VisionMetrics()
+        self.routed = isinstance(backend, RoutedBackend)
+        enforces = isinstance(backend, EnforcesDeadline) and backend.enforces_deadline
+        self.grace_ms = 500.0 if enforces else 0.0
+        self._lock = threading.Lock()
+
+    def for_stream(self) -> VisionQueue:
+        return VisionQueue(self)
+
+    def warm_up(self) -> None:
+        if isinstance(self.backend, SupportsWarmUp):
+            self.backend.warm_up()
+
+    def close(self) -> None:
+        self.pool.close()
+        if isinstance(self.backend, SupportsClose):
+            self.backend.close()
+
+    def metrics(self) -> dict[str, Any]:
+        m = self.stats
+        out: dict[str, Any] = {
+            "backend": getattr(self.backend, "name", type(self.backend).__name__),
+            "submitted": m.submitted,
+            "completed": m.completed,
+            "failed": m.failed,
+            "call_ms": percentiles(m.latency_ms),
+            "queue_wait_ms": percentiles(m.queue_wait_ms),
+            "peak_in_flight": self.pool.peak,
+            "in_flight": self.pool.in_flight,
+            "limit": self.pool.limit,
+            "failures": dict(m.failures),
+        }
+        if isinstance(self.backend, SupportsMetrics):
+            eps = self.backend.metrics().get("endpoints", [])
+            out["retries"] = sum(e.get("retries", 0) for e in eps)
+            out["endpoints"] = eps
+        return out
+
+
+Out = VisionResult | Outcome
+
+
+class VisionQueue:
+    """One stream's frames waiting for a slot and calls in flight (see the module doc)."""
+
+    def __init__(self, stage: VisionStage) -> None:
         self.stage = stage
         self.pending: deque[Frame] = deque()
+        # future -> (frame, sent at); in send order, so the oldest is first.
         self.inflight: dict[Future[tuple[VisionResult, float]], tuple[Frame, float]] = {}
-        self.abandoned: set[Future[tuple[VisionResult, float]]] = set()
         # Finished futures, appended by the pool threads (deque.append is atomic),
         # so a poll costs O(finished), not O(in flight).
         self.finished: deque[Future[tuple[VisionResult, float]]] = deque()
         self.deferred: list[Outcome] = []
+        self.progress_at = stage.clock.now()
 
-    def on_batch(self, values: list[Frame]) -> tuple[list[VisionResult | Outcome], bool]:
-        self.pending.extend(values)
-        return self._pump(), StatefulBatchLogic.RETAIN
+    # -- StreamLogic ---------------------------------------------------------------
+    def offer(self, frames: list[Frame]) -> list[Out]:
+        self.pending.extend(frames)
+        return self._pump()
 
-    def on_notify(self) -> tuple[list[VisionResult | Outcome], bool]:
-        return self._pump(), StatefulBatchLogic.RETAIN
+    def poll(self) -> list[Out]:
+        return self._pump()
 
-    def on_eof(self) -> tuple[list[VisionResult | Outcome], bool]:
-        # Bytewax stops notifying once its input has ended, so finish here:
-        # wait (bounded by each call's deadline) for what is in flight.
-        pol = self.stage.policy
-        give_up = time.monotonic() + (pol.deadline_ms + pol.staleness_ms) / 1000.0 + 1.0
+    def next_wake(self) -> float | None:
+        if self.inflight or self.pending or self.deferred:
+            return self.stage.clock.now() + self.stage.policy.poll_ms / 1000.0
+        return None
+
+    def drain(self, until: float | None = None) -> list[Out]:
+        """Finish the stream: every call ends by its own deadline, every waiting frame gets a
+        slot or, once no slot has freed for a whole call deadline, ``dropped(shutdown)``."""
+        st, pol = self.stage, self.stage.policy
+        clock = st.clock
         out = self._pump()
-        while (self.inflight or self.pending) and time.monotonic() < give_up:
-            if self.inflight:
-                wait(list(self.inflight), timeout=0.05, return_when=FIRST_COMPLETED)
-            else:  # waiting for a slot held by another stream
-                time.sleep(pol.poll_ms / 1000.0)
+        stall = (pol.deadline_ms + st.grace_ms) / 1000.0
+        why = "when the stream ended"
+        while self.inflight or self.pending:
+            now = clock.now()
+            if until is not None and now >= until:
+                why = "at shutdown"
+                break
+            if not self.inflight and now - self.progress_at > stall:
+                why = f"no slot freed within {pol.deadline_ms + st.grace_ms:.0f} ms"
+                break
+            clock.sleep(pol.poll_ms / 1000.0)
             out.extend(self._pump())
         for frame, _sent in self.inflight.values():
-            out.append(Outcome.failed(frame, "timeout", "still in flight when the stream ended"))
-        out.extend(
-            Outcome.dropped(f, "shutdown", "no slot before the stream ended") for f in self.pending
-        )
+            out.append(Outcome.failed(frame, "timeout", f"still in flight {why}"))
+            st.stats.failures["timeout"] += 1
+        out.extend(Outcome.dropped(f, "shutdown", f"no slot {why}") for f in self.pending)
         out.extend(self.deferred)
         self.deferred = []
         self.inflight.clear()
         self.pending.clear()
-        return out, StatefulBatchLogic.RETAIN
+        return out
 
-    def notify_at(self) -> datetime | None:
-        if self.inflight or self.pending or self.abandoned or self.deferred:
-            return soon(self.stage.policy.poll_ms)
-        return None
-
-    def snapshot(self) -> None:
-        # In-flight calls cannot be resumed; a recovered run starts empty.
-        return None
-
-    def _pump(self) -> list[VisionResult | Outcome]:
-        st, pol = self.stage, self.stage.policy
-        out: list[VisionResult | Outcome] = []
+    # -- the schedule ----------------------------------------------------------------
+    def _pump(self) -> list[Out]:
+        st = self.stage
+        now = st.clock.now()
+        out: list[Out] = []
         # Drops decided with the last harvest go out now, after the results did:
         # a result shares its activation with no bulk of drops to order and sink.
         carried, self.deferred = self.deferred, []
-        drops: list[Outcome] = []
-        now = st.clock()
         while self.finished:
             fut = self.finished.popleft()
-            if fut in self.abandoned:
-                self.abandoned.discard(fut)
-                st.pool.release()
-            elif fut in self.inflight:
-                frame, sent = self.inflight.pop(fut)
-                st.pool.release()
-                out.append(self._harvest(fut, frame, sent))
-        # Calls past their deadline; the dict is in send order, so only the oldest
-        # need looking at.
-        limit = (pol.deadline_ms + pol.grace_ms) / 1000.0
+            entry = self.inflight.pop(fut, None)
+            if entry is not None:  # else: given up at its deadline, already failed
+                out.append(self._harvest(fut, *entry))
+                self.progress_at = now
+        out.extend(self._expire(now))
+        drops = self._stale(now)
+        self._send(now, drops)
+        drops.extend(self._backlog())
+        if drops and any(isinstance(r, VisionResult) for r in out):
+            self.deferred = drops  # next poll, a millisecond from now (deferred once only)
+            return carried + out
+        return carried + drops + out
+
+    def _expire(self, now: float) -> list[Outcome]:
+        """Give up calls past their deadline (the dict is in send order: oldest first)."""
+        st, pol = self.stage, self.stage.policy
+        limit = (pol.deadline_ms + st.grace_ms) / 1000.0
+        out = []
         while self.inflight:
             fut, (frame, sent) = next(iter(self.inflight.items()))
             if now - sent <= limit:
                 break
-            # The thread cannot be killed; its slot stays taken until it ends.
             del self.inflight[fut]
-            self.abandoned.add(fut)
-            st.metrics.failures["timeout"] += 1
+            self.progress_at = now  # its slot may free soon: wait a deadline for it
+            st.stats.failures["timeout"] += 1
             out.append(
                 Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
             )
-        # Staleness and backlog policies on the waiting queue.
+        return out
+
+    def _stale(self, now: float) -> list[Outcome]:
+        """Frames that waited past the staleness budget are not worth a call any more."""
+        pol = self.stage.policy
+        drops: list[Outcome] = []
         budget = pol.staleness_ms / 1000.0
         if budget > 0 and self.pending and now - self.pending[0].captured_at > budget:
             keep: deque[Frame] = deque()
             for f in self.pending:
                 if now - f.captured_at > budget:
-                    drops.append(
-                        Outcome.dropped(f, "stale", f"waited {(now - f.captured_at) * 1000:.0f} ms")
-                    )
+                    waited = (now - f.captured_at) * 1000
+                    drops.append(Outcome.dropped(f, "stale", f"waited {waited:.0f} ms"))
                 else:
                     keep.append(f)
             self.pending = keep
-        while len(self.pending) > pol.max_pending:
-            drops.append(
-                Outcome.dropped(self.pending.popleft(), "backlog", f"queue over {pol.max_pending}")
-            )
+        return drops
+
+    def _backlog(self) -> list[Outcome]:
+        """What still waits once the free slots are taken is bounded: the oldest go."""
+        limit = self.stage.policy.max_pending
+        drops = []
+        while len(self.pending) > limit:
+            f = self.pending.popleft()
+            drops.append(Outcome.dropped(f, "backlog", f"queue over {limit}"))
+        return drops
+
+    def _send(self, now: float, drops: list[Outcome]) -> None:
+        st, pol = self.stage, self.stage.policy
         sent_newest = False
         while self.pending and st.pool.try_acquire():
             lease = None
@@ -224,14 +340,16 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
                 if lease is None:  # every endpoint is full: wait here, under the budget
                     st.pool.release()
                     break
-            f = self.pending.pop() if pol.order is ServeOrder.NEWEST else self.pending.popleft()
-            st.metrics.submitted += 1
-            st.metrics.queue_wait_ms.append((now - f.captured_at) * 1000.0)
+            newest = pol.order is ServeOrder.NEWEST
+            f = self.pending.pop() if newest else self.pending.popleft()
+            st.stats.submitted += 1
+            st.stats.queue_wait_ms.append((now - f.captured_at) * 1000.0)
             fut = st.pool.submit(_timed_infer, st.backend, f, lease)
             self.inflight[fut] = (f, now)
             fut.add_done_callback(self.finished.append)
-            sent_newest = pol.order is ServeOrder.NEWEST
-        if sent_newest:
+            self.progress_at = now
+            sent_newest = newest
+        if sent_newest and self.pending:
             # Newest-first: frames older than the ones just sent would only hold
             # the ordered output back until they went stale; drop them now.
             drops.extend(
@@ -239,15 +357,9 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
                 for f in self.pending
             )
             self.pending.clear()
-        if drops and any(isinstance(r, VisionResult) for r in out):
-            self.deferred = drops  # next poll, a millisecond from now (deferred once only)
-            return carried + out
-        return carried + drops + out
 
-    def _harvest(
-        self, fut: Future[tuple[VisionResult, float]], frame: Frame, sent: float
-    ) -> VisionResult | Outcome:
-        m = self.stage.metrics
+    def _harvest(self, fut: Future[tuple[VisionResult, float]], frame: Frame, sent: float) -> Out:
+        m, backend = self.stage.stats, self.stage.backend
         try:
             result, ms = fut.result()
         except StageError as ex:
@@ -255,10 +367,7 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
             return Outcome.failed(frame, ex.reason, ex.detail)
         except Exception as ex:  # a backend bug must not stop the flow
             logger.exception(
-                "vision backend %s failed on %s#%s",
-                self.stage.backend.name,
-                frame.stream_id,
-                frame.seq,
+                "vision backend %s failed on %s#%s", backend.name, frame.stream_id, frame.seq
             )
             m.failures["error"] += 1
             return Outcome.failed(frame, "error", f"{type(ex).__name__}: {ex}")
@@ -273,35 +382,3 @@ class _VisionLogic(StatefulBatchLogic[Frame, "VisionResult | Outcome", None]):
         m.completed += 1
         m.latency_ms.append(ms)
         return dataclasses.replace(result, queue_ms=max(0.0, (sent - frame.captured_at) * 1000.0))
-
-
-@dataclass
-class _Stage:
-    backend: VisionBackend
-    policy: VisionPolicy
-    pool: BoundedPool
-    metrics: VisionMetrics
-    clock: Clock
-    routed: bool = False
-
-    def __post_init__(self) -> None:
-        self.routed = isinstance(self.backend, RoutedBackend)
-
-
-@operator
-def call_vision(
-    step_id: str,
-    up: KeyedStream[Frame],
-    backend: VisionBackend,
-    policy: VisionPolicy,
-    pool: BoundedPool,
-    metrics: VisionMetrics,
-    clock: Clock = time.time,
-) -> KeyedStream[VisionResult | Outcome]:
-    """Run ``backend`` on every frame with up to ``policy.max_in_flight`` calls in flight.
-
-    In: ``(stream_id, Frame)``. Out: ``(stream_id, VisionResult | Outcome)``,
-    one item per frame, in completion order (not ``seq`` order).
-    """
-    stage = _Stage(backend, policy, pool, metrics, clock)
-    return op.stateful_batch("calls", up, lambda _resume: _VisionLogic(stage))

@@ -34,8 +34,10 @@ import numpy as np
 
 from operators.endpoints import AdaptivePolicy, BreakerPolicy, EndpointState, Lease, Router
 from operators.errors import VisionError
+from operators.frame import Frame, image_problem
 from operators.http_client import JsonClient, RetryPolicy, parse_ollama_host
-from operators.types import Frame, VisionResult
+from operators.reading import VisionResult
+from operators.schema import VISION_JSON_SCHEMA, parse_reading
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -61,10 +63,9 @@ def encode_image(
     image: np.ndarray, max_side: int = 768, fmt: str = "jpeg", quality: int = 85
 ) -> bytes:
     """An RGB frame resized so its longest side is at most ``max_side`` (0: as is), as JPEG/PNG bytes."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
-        raise VisionError(
-            "image", f"expected an RGB uint8 (H, W, 3) frame, got {image.shape} {image.dtype}"
-        )
+    problem = image_problem(image)
+    if problem is not None:
+        raise VisionError("image", problem)
     h, w = image.shape[:2]
     if max_side and max(h, w) > max_side:
         scale = max_side / max(h, w)
@@ -243,7 +244,7 @@ class HttpVisionBackend(ABC):
             if not text.strip():
                 raise VisionError("parse", f"empty content from {ep.url}: {json.dumps(body)[:300]}")
             latency = (time.monotonic() - t0) * 1000.0
-            result = VisionResult.from_json(
+            result = parse_reading(
                 text,
                 stream_id=frame.stream_id,
                 seq=frame.seq,
@@ -324,7 +325,7 @@ class OllamaBackend(HttpVisionBackend):
             "model": self.model,
             "messages": [{"role": "user", "content": self.prompt, "images": [image_b64]}],
             "stream": False,
-            "format": VisionResult.JSON_SCHEMA,
+            "format": VISION_JSON_SCHEMA,
             "options": self.options,
             "keep_alive": self.keep_alive,
         }
@@ -434,7 +435,7 @@ class OpenAIBackend(HttpVisionBackend):
                 "type": "json_schema",
                 "json_schema": {
                     "name": "vision_result",
-                    "schema": VisionResult.JSON_SCHEMA,
+                    "schema": VISION_JSON_SCHEMA,
                     "strict": True,
                 },
             },

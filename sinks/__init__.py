@@ -1,6 +1,11 @@
-"""framewax sinks: the in-memory observation store and the Gymnasium env.
+"""framewax sinks: the in-memory observation store (:mod:`sinks.memory`) and the recorder.
 
-Importing this package registers ``framewax/VisionPipeline-v0``::
+Importing this package registers ``framewax/VisionPipeline-v0`` with
+Gymnasium by a string entry point (``flows.env:VisionPipelineEnv``), so
+neither this package nor the dataflow that imports it loads the env's code.
+Gymnasium itself is not imported here either: the env is registered when
+Gymnasium is already loaded (the usual ``import gymnasium as gym; import
+sinks``), or by calling :func:`register_env` (``import flows.env`` does)::
 
     import gymnasium as gym
     import sinks  # noqa: F401
@@ -9,16 +14,26 @@ Importing this package registers ``framewax/VisionPipeline-v0``::
 
 from __future__ import annotations
 
-import gymnasium as gym
+import sys
 
 ENV_ID = "framewax/VisionPipeline-v0"
+ENV_ENTRY_POINT = "flows.env:VisionPipelineEnv"
 
-if ENV_ID not in gym.registry:
-    gym.register(
-        id=ENV_ID,
-        entry_point="sinks.env:VisionPipelineEnv",
-        # A live pipeline: observations depend on timing, not only on seed and actions.
-        nondeterministic=True,
-    )
+__all__ = ["ENV_ENTRY_POINT", "ENV_ID", "register_env"]
 
-__all__ = ["ENV_ID"]
+
+def register_env() -> None:
+    """Register ``framewax/VisionPipeline-v0`` with Gymnasium (once; imports Gymnasium)."""
+    import gymnasium as gym
+
+    if ENV_ID not in gym.registry:
+        gym.register(
+            id=ENV_ID,
+            entry_point=ENV_ENTRY_POINT,
+            # A live pipeline: observations depend on timing, not only on seed and actions.
+            nondeterministic=True,
+        )
+
+
+if "gymnasium" in sys.modules:
+    register_env()

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from operators.ledger import Ledger
-from operators.types import Observation, Outcome
+from operators.observation import Observation
+from operators.outcome import Outcome
 
 __all__ = ["MemorySink", "ObservationStore"]
 

@@ -23,7 +23,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from operators.capture import INDEX_NAME
 from operators.errors import RecordingError
-from operators.types import Frame
+from operators.frame import Frame
 
 __all__ = ["RecorderSink", "RecordingWriter"]
 
@@ -32,7 +32,7 @@ class RecordingWriter:
     """Appends frames to a recording folder; one writer per stream.
 
     >>> import tempfile, numpy as np
-    >>> from operators.types import Frame
+    >>> from operators.frame import Frame
     >>> with RecordingWriter(tempfile.mkdtemp()) as w:
     ...     w.write(Frame("s", 0, 0.0, np.zeros((16, 16, 3), np.uint8)))
     """

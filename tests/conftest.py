@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bytewax.operators as op
 import numpy as np
 import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from operators.arena import Arena
-from operators.types import Frame
+from operators.frame import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -28,6 +32,23 @@ def replay_overrides(**extra: Any) -> dict[str, Any]:
     return cfg
 
 
+def run_step(
+    step: Callable[..., Any], items: list[Any], *args: Any, workers: int = 1, **kwargs: Any
+) -> list[Any]:
+    """Run one keyed step in a real Bytewax flow: ``items`` keyed by ``stream_id`` in, its
+    output (values, without keys) out. ``workers > 1`` runs a cluster in this process."""
+    flow = Dataflow("step_test")
+    inp = op.key_on("key", op.input("in", flow, TestingSource(items)), lambda x: x.stream_id)
+    out = step("step", inp, *args, **kwargs)
+    got: list[Any] = []
+    op.output("out", out, TestingSink(got))
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    return [x for _, x in got]
+
+
 def arena_frame(seq: int = 0, seed: int = 0, stream: str = "s", **kw: Any) -> Frame:
     arena = Arena(width=320, height=180, seed=seed, **kw)
     return Frame(stream, seq, time.time(), arena.render(), arena.truth())
@@ -45,6 +66,10 @@ def frames() -> list[Frame]:
 
 
 def solid(
-    seq: int, value: int = 0, stream: str = "s", shape: tuple[int, ...] = (90, 160, 3)
+    seq: int,
+    value: int = 0,
+    stream: str = "s",
+    shape: tuple[int, ...] = (90, 160, 3),
+    at: float | None = None,
 ) -> Frame:
-    return Frame(stream, seq, time.time(), np.full(shape, value, np.uint8))
+    return Frame(stream, seq, time.time() if at is None else at, np.full(shape, value, np.uint8))

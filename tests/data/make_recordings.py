@@ -4,7 +4,8 @@
 
 ``arena_small``: 72 frames of the arena at 320x180 driven by a fixed action
 script (idle stretches, turning, firing, reloading, buying armor, taking
-fire), written with the project's own recorder; ground truth in the index.
+fire), written with the project's own recorder; ground truth in the index, which
+the tests check the pipeline's outputs against.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from operators.arena import Arena  # noqa: E402
-from operators.types import Frame  # noqa: E402
+from operators.frame import Frame  # noqa: E402
 from sinks.recorder import RecordingWriter  # noqa: E402
 
 SCRIPT = (
@@ -43,41 +44,5 @@ def make_arena_small(out: Path) -> None:
             )
 
 
-def make_expected(recording: Path) -> None:
-    """Write ``expected.jsonl``: what the pipeline with the replay test config outputs per seq.
-
-    Review a regenerated file before committing it: every processed seq's HUD
-    must equal the ground truth in ``index.jsonl`` (a test checks this too).
-    """
-    import json
-
-    from flows.runner import Pipeline
-    from operators.types import Observation
-    from tests.conftest import replay_overrides
-
-    seen: list[object] = []
-    p = Pipeline(overrides=replay_overrides())
-    p.runtime.store.subscribe(seen.append)
-    outcomes: dict[int, str] = {}
-    original = p.runtime.ledger.record
-
-    def record(outcome):  # type: ignore[no-untyped-def]
-        outcomes[outcome.seq] = outcome.label
-        original(outcome)
-
-    p.runtime.ledger.record = record  # type: ignore[method-assign]
-    p.wait(120)
-    obs = {o.seq: o for o in seen if isinstance(o, Observation)}
-    with (recording / "expected.jsonl").open("w", encoding="utf-8") as fh:
-        for seq in sorted(outcomes):
-            row: dict[str, object] = {"seq": seq, "outcome": outcomes[seq]}
-            if seq in obs:
-                row["hud"] = obs[seq].vision.hud()
-                row["enemies"] = len(obs[seq].vision.enemies)
-                row["scene"] = obs[seq].vision.scene.value
-            fh.write(json.dumps(row) + "\n")
-
-
 if __name__ == "__main__":
     make_arena_small(HERE / "arena_small")
-    make_expected(HERE / "arena_small")

@@ -1,7 +1,7 @@
 import pytest
 
 from flows.config import load_config
-from flows.vision import build_flow, runtime_of
+from flows.vision import build, build_flow
 from operators.errors import ConfigError
 from operators.vision import ServeOrder
 
@@ -33,7 +33,7 @@ def test_default_config_loads_into_frozen_dataclasses():
             {"capture": {"options": {"fsp": 10}}},
             r"capture.source.options.fsp is not an option.*fps",
         ),
-        ({"capture": {"options": {"ledger": 1}}}, r"set by framewax itself"),
+        ({"capture": {"options": {"controls": 1}}}, r"set by framewax itself"),
         (
             {"capture": {"source": "replay", "options": {"paths": ["/nope"]}}},
             r"not a recorded stream",
@@ -43,6 +43,16 @@ def test_default_config_loads_into_frozen_dataclasses():
         ({"dedup": {"routes": {"lobby": "drop"}}}, r"dedup.routes = 'lobby'.*'menu'"),
         ({"dedup": {"routes": {"menu": "skip"}}}, r"dedup.routes.menu = 'skip'.*'classify'"),
         ({"dedup": {"cache_scenes": "menu"}}, r"cache_scenes' must be a list"),
+        ({"vision": {"max_in_flight": 0}}, r"vision.max_in_flight = 0 .*>= 1"),
+        ({"vision": {"deadline_ms": 0}}, r"vision.deadline_ms = 0.0 .*> 0"),
+        ({"batch": {"max_size": 0}}, r"batch.max_size = 0 .*>= 1"),
+        ({"order": {"gap_deadline_ms": 0}}, r"order.gap_deadline_ms = 0.0 .*> 0"),
+        ({"capture": {"options": {"fps": -1}}}, r"capture.options.fps = -1 .*>= 0"),
+        ({"capture": {"options": {"frames": "many"}}}, r"capture.options.frames = 'many'"),
+        (
+            {"capture": {"source": "replay", "options": {"paths": ["x"], "pase": "recorded"}}},
+            r"options.pase is not an option",
+        ),
     ],
 )
 def test_bad_config_fails_when_the_flow_is_built(overrides, match):
@@ -54,7 +64,7 @@ def test_bad_config_fails_when_the_flow_is_built(overrides, match):
     ("dedup_table", "match"),
     [
         ({"detector": "thumbnail", "options": {"threshold": -1}}, r"threshold must be >= 0"),
-        ({"detector": "thumbnail", "routes": {"menu": "drop"}}, r"classifies scenes"),
+        ({"detector": "thumbnail", "routes": {"menu": "drop"}}, r"cannot classify scenes"),
     ],
 )
 def test_bad_dedup_table_fails_when_the_flow_is_built(dedup_table, match):
@@ -68,12 +78,10 @@ def test_module_attr_stage_and_toml_file(tmp_path):
     path.write_text(
         '[vision]\nbackend = "operators.local_model:LocalVisionBackend"\n[capture.options]\nframes = 3\n'
     )
-    flow = build_flow(str(path))
-    rt = runtime_of(flow)
-    assert (
-        type(rt.backend).__name__ == "LocalVisionBackend"
-        and rt.config.capture.options["frames"] == 3
-    )
+    rt = build(str(path)).runtime
+    vision = rt.stage("vision")
+    assert type(vision.backend).__name__ == "LocalVisionBackend"
+    assert rt.config.capture.options["frames"] == 3
 
 
 def test_missing_or_invalid_file_is_a_clear_error(tmp_path):
@@ -83,3 +91,32 @@ def test_missing_or_invalid_file_is_a_clear_error(tmp_path):
     bad.write_text("[vision\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_config_sections_are_the_stage_policies_with_one_set_of_defaults():
+    import dataclasses
+
+    from flows.config import BatchConfig, OrderConfig, VisionConfig
+    from operators.batching import WindowPolicy
+    from operators.order import OrderPolicy
+    from operators.vision import VisionPolicy
+
+    for cfg_cls, pol_cls in (
+        (VisionConfig, VisionPolicy),
+        (BatchConfig, WindowPolicy),
+        (OrderConfig, OrderPolicy),
+    ):
+        assert issubclass(cfg_cls, pol_cls)
+        cfg, pol = cfg_cls(), pol_cls()
+        for f in dataclasses.fields(pol_cls):
+            assert getattr(cfg, f.name) == getattr(pol, f.name), (cfg_cls.__name__, f.name)
+
+
+def test_the_builder_returns_the_runtime_with_every_stage():
+    from operators.stage import Stage
+
+    built = build(load_config(None, {"capture": {"options": {"frames": 2}}}))
+    stages = built.runtime.stages
+    assert sorted(stages) == ["batch", "capture", "dedup", "order", "vision"]
+    assert all(isinstance(s, Stage) for s in stages.values())
+    assert not hasattr(built.flow, "_framewax_runtime")

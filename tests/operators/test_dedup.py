@@ -7,8 +7,13 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from operators.arena import Arena
 from operators.capture import read_index
-from operators.dedup import RegionDetector, Route, SceneCache, ThumbnailDetector, dedup
-from operators.types import Frame, GroundTruth, Outcome, Scene, Status, VisionResult
+from operators.dedup import DedupStage, RegionDetector, Route, SceneCache, ThumbnailDetector
+from operators.errors import ConfigError
+from operators.frame import Frame
+from operators.outcome import Outcome, Status
+from operators.reading import Scene, VisionResult
+from operators.steps import dedup
+from operators.truth import GroundTruth
 from tests.conftest import ARENA_SMALL
 
 DETECTORS = [RegionDetector(), ThumbnailDetector()]
@@ -18,7 +23,8 @@ EXTRA: dict[str, list] = {}
 def _run(frames, workers=1, enabled=True, detector=None, **kw):
     flow = Dataflow("dedup_test")
     inp = op.key_on("key", op.input("in", flow, TestingSource(frames)), lambda f: f.stream_id)
-    out = dedup("dedup", inp, detector or RegionDetector(), enabled=enabled, **kw)
+    stage = DedupStage(detector or RegionDetector(), enabled=enabled, **kw)
+    out = dedup("dedup", inp, stage)
     kept, skipped = [], []
     op.output("kept", out.kept, TestingSink(kept))
     op.output("skipped", out.skipped, TestingSink(skipped))
@@ -198,3 +204,18 @@ def test_scene_cache_is_a_bounded_lru_with_a_hamming_radius():
     assert list(cache.entries) == [1, 2]  # the oldest went
     assert cache.find(det.signature(imgs[2])) == 2
     assert cache.find(det.signature(imgs[0])) is None
+
+
+def test_routes_or_the_cache_need_a_detector_that_classifies_scenes():
+    with pytest.raises(ConfigError, match=r"ThumbnailDetector cannot classify scenes"):
+        DedupStage(ThumbnailDetector(), routes={Scene.MENU: Route.DROP})
+    DedupStage(ThumbnailDetector(), enabled=False, cache_size=8)  # unused when disabled: fine
+
+
+def test_dedup_logic_alone_routes_without_bytewax():
+    a, b = _hud_frames()
+    logic = DedupStage(RegionDetector()).for_stream()
+    out = logic.offer([Frame("s", 0, 0.0, a), Frame("s", 1, 0.1, a.copy()), Frame("s", 2, 0.2, b)])
+    assert [(tag, item.seq) for tag, item in out] == [("model", 0), ("skip", 1), ("model", 2)]
+    assert out[1][1].label == "duplicate(of=0)"
+    assert logic.poll() == [] and logic.next_wake() is None and logic.drain() == []

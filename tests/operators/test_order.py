@@ -1,20 +1,15 @@
-import bytewax.operators as op
 import numpy as np
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.order import OrderLogic, OrderMetrics, OrderPolicy, order_by_seq
-from operators.types import Encoded, Observation, Outcome, Status, VisionResult
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
+from operators.observation import Encoded, Observation
+from operators.order import OrderMetrics, OrderPolicy, OrderStage, Resequencer
+from operators.outcome import CacheEntry, Outcome, Status
+from operators.reading import VisionResult
+from operators.steps import order_by_seq
+from operators.testing import FakeClock
+from tests.conftest import run_step
 
 
 def enc(seq, s="s"):
@@ -46,11 +41,11 @@ def parts_for(n):
 @given(st.integers(1, 24).flatmap(lambda n: st.permutations(parts_for(n))), st.integers(1, 5))
 def test_any_interleaving_yields_every_seq_once_in_order(parts, chunk):
     n = max(p.seq for p in parts) + 1
-    logic = OrderLogic(OrderPolicy(gap_deadline_ms=1e9), OrderMetrics(), FakeClock())
+    logic = Resequencer(OrderPolicy(gap_deadline_ms=1e9), OrderMetrics(), FakeClock(0.0))
     out = []
     for i in range(0, len(parts), chunk):
-        out += logic.on_batch(parts[i : i + chunk])[0]
-    out += logic.on_eof()[0]
+        out += logic.offer(parts[i : i + chunk])
+    out += logic.drain()
     assert [o.seq for o in out] == list(range(n))
     for o in out:
         if o.seq % 4 == 0:
@@ -74,24 +69,24 @@ def test_any_interleaving_yields_every_seq_once_in_order(parts, chunk):
 
 
 def test_gap_deadline_emits_failed_timeout_and_moves_on():
-    clock = FakeClock()
-    logic = OrderLogic(OrderPolicy(gap_deadline_ms=100), OrderMetrics(), clock)
-    out, _ = logic.on_batch([vis(1), enc(1), vis(2), enc(2)])  # seq 0 never comes
+    clock = FakeClock(0.0)
+    logic = Resequencer(OrderPolicy(gap_deadline_ms=100), OrderMetrics(), clock)
+    out = logic.offer([vis(1), enc(1), vis(2), enc(2)])  # seq 0 never comes
     assert out == []
+    assert logic.next_wake() == pytest.approx(0.1)
     clock.t = 0.05
-    assert logic.on_notify()[0] == []
-    assert logic.notify_at() is not None
+    assert logic.poll() == []
     clock.t = 0.11
-    out, _ = logic.on_notify()
+    out = logic.poll()
     assert [o.seq for o in out] == [0, 1, 2]
     assert out[0].label == "failed(timeout)" and "no part" in out[0].detail
     # a half that turns up after its seq was emitted is discarded, not emitted twice
-    assert logic.on_batch([vis(0)])[0] == [] and logic.metrics.late == 1
+    assert logic.offer([vis(0)]) == [] and logic.metrics.late == 1
 
 
 def test_duplicate_of_a_dropped_frame_ends_the_same_way():
-    logic = OrderLogic(OrderPolicy(), OrderMetrics(), FakeClock())
-    out, _ = logic.on_batch(
+    logic = Resequencer(OrderPolicy(), OrderMetrics(), FakeClock(0.0))
+    out = logic.offer(
         [
             Outcome("s", 0, Status.DROPPED, 0.0, reason="stale"),
             Outcome("s", 1, Status.DUPLICATE, 1.0, of=0),
@@ -101,23 +96,23 @@ def test_duplicate_of_a_dropped_frame_ends_the_same_way():
     assert "duplicate of seq 0" in out[1].detail
 
 
-def test_order_in_a_flow_with_two_streams():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_order_in_a_flow_with_two_streams(workers):
     items = [p for s in ("a", "b") for p in (vis(1, s), enc(1, s), vis(0, s), enc(0, s))]
-    flow = Dataflow("order_test")
-    inp = op.key_on("key", op.input("in", flow, TestingSource(items)), lambda p: p.stream_id)
-    out = order_by_seq("order", inp, OrderPolicy(), OrderMetrics())
-    got = []
-    op.output("out", out, TestingSink(got))
-    run_main(flow)
-    for s in ("a", "b"):
-        assert [o.seq for k, o in got if k == s] == [0, 1]
+    items += [vis(3, "a"), enc(3, "a")]  # a's seq 2 never comes: failed at end of stream
+    got = run_step(order_by_seq, items, OrderStage(OrderPolicy()), workers=workers)
+    assert [(o.seq, o.status.value) for o in got if o.stream_id == "b"] == [
+        (0, "processed"),
+        (1, "processed"),
+    ]
+    a = [o for o in got if o.stream_id == "a"]
+    assert [o.seq for o in a] == [0, 1, 2, 3]
+    assert a[2].label == "failed(eof)" and a[2].stream_id == "a"
 
 
 def test_cached_frames_resolve_against_a_pinned_scene_long_after_it():
-    from operators.types import CacheEntry
-
     policy = OrderPolicy(gap_deadline_ms=1e9, keep_results=4, cache_results=8)
-    logic = OrderLogic(policy, OrderMetrics(), FakeClock())
+    logic = Resequencer(policy, OrderMetrics(), FakeClock(0.0))
     parts = [CacheEntry("s", 0), vis(0), enc(0)]  # a menu, kept and pinned
     for seq in range(1, 20):  # gameplay pushes it out of the recent results
         parts += [vis(seq), enc(seq)]
@@ -125,7 +120,7 @@ def test_cached_frames_resolve_against_a_pinned_scene_long_after_it():
     parts.append(Outcome("s", 21, Status.DUPLICATE, 21.0, of=1))  # seq 1 is long gone
     out = []
     for p in parts:
-        out += logic.on_batch([p])[0]
+        out += logic.offer([p])
     assert [o.seq for o in out] == list(range(22))
     cached = out[20]
     assert isinstance(cached, Observation) and cached.status is Status.CACHED

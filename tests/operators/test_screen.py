@@ -19,10 +19,10 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
-from operators.capture import capture
 from operators.errors import ConfigError
 from operators.ledger import Ledger
 from operators.screen import ScreenSource
+from operators.steps import capture
 
 W, H = 320, 240
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
@@ -98,10 +98,12 @@ class Painter:
         self.d.close()
 
 
-def _run(source):
+def _run(source, stop=None, ledger=None):
     flow = Dataflow("screen_test")
     got: list = []
-    op.output("out", capture("capture", flow, source), TestingSink(got))
+    on_capture = ledger.captured if ledger is not None else None
+    frames = capture("capture", flow, source, on_capture=on_capture, stop=stop)
+    op.output("out", frames, TestingSink(got))
     run_main(flow)
     return [f for _, f in got]
 
@@ -111,7 +113,7 @@ def test_frames_match_what_was_drawn(display):
     painter.paint(COLORS[0])
     stop = threading.Event()
     ledger = Ledger()
-    source = ScreenSource(ledger, display=display, fps=40, stop=stop)
+    source = ScreenSource(display=display, fps=40)
     drawn: list[tuple[float, tuple[int, int, int]]] = []
 
     def draw():
@@ -123,7 +125,7 @@ def test_frames_match_what_was_drawn(display):
 
     t = threading.Thread(target=draw)
     t.start()
-    frames = _run(source)
+    frames = _run(source, stop=stop, ledger=ledger)
     t.join()
     painter.close()
     assert len(frames) >= 20
@@ -146,7 +148,6 @@ def test_a_region_is_grabbed_exactly(display):
     painter = Painter(display)
     painter.paint((10, 20, 30), square=(100, 60, 40, (200, 100, 50)))
     source = ScreenSource(
-        Ledger(),
         display=display,
         fps=0,
         frames=3,
@@ -165,7 +166,7 @@ def test_a_region_is_grabbed_exactly(display):
 
 def test_pacing_counts_missed_ticks_instead_of_queueing(display):
     # 1000 fps is beyond what a grab takes: ticks are skipped and counted, not queued.
-    source = ScreenSource(Ledger(), display=display, fps=1000, frames=50)
+    source = ScreenSource(display=display, fps=1000, frames=50)
     t0 = time.monotonic()
     frames = _run(source)
     elapsed = time.monotonic() - t0
@@ -177,13 +178,11 @@ def test_pacing_counts_missed_ticks_instead_of_queueing(display):
 
 def test_bad_display_and_region_are_clear_errors(display):
     with pytest.raises(ConfigError, match=":999"):
-        ScreenSource(Ledger(), display=":999")
+        ScreenSource(display=":999")
     with pytest.raises(ConfigError, match="does not fit"):
-        ScreenSource(
-            Ledger(), display=display, region={"left": 300, "top": 0, "width": 100, "height": 10}
-        )
+        ScreenSource(display=display, region={"left": 300, "top": 0, "width": 100, "height": 10})
     with pytest.raises(ConfigError, match=r"monitors 0\.\.1"):
-        ScreenSource(Ledger(), display=display, monitor=5)
+        ScreenSource(display=display, monitor=5)
 
 
 def test_record_the_screen_then_replay_it_through_the_pipeline(display, tmp_path):

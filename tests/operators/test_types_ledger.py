@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from operators.errors import ConfigError, VisionError
+from operators.frame import Frame
 from operators.ledger import Ledger
-from operators.types import Frame, Outcome, Scene, Status, VisionResult, choice
+from operators.options import choice
+from operators.outcome import Outcome, Status
+from operators.reading import Scene, VisionResult
 
 
 def test_outcome_requires_of_and_reason():
@@ -37,8 +40,13 @@ def test_ledger_balances_and_catches_double_resolution():
     ledger.record(Outcome("s", 1, Status.DUPLICATE, of=0))
     ledger.record(Outcome("s", 2, Status.DROPPED, reason="stale"))
     c = ledger.counts()
-    assert c["captured"] == 4 and c["in_flight"] == 1
-    assert c["captured"] == sum(c[s.value] for s in Status) + c["in_flight"]
+    assert (c["captured"], c["processed"], c["duplicate"], c["dropped"], c["in_flight"]) == (
+        4,
+        1,
+        1,
+        1,
+        1,
+    )
     assert ledger.balanced()
     ledger.record(Outcome("s", 2, Status.FAILED, reason="late"))  # second outcome for seq 2
     ledger.record(Outcome("s", 9, Status.PROCESSED))  # never captured
@@ -86,3 +94,19 @@ def test_choice_names_key_and_valid_values():
         from operators.vision import ServeOrder
 
         choice(ServeOrder, "sideways", "vision.order")
+
+
+def test_types_facade_reexports_the_concern_modules():
+    import operators.types as t
+    from operators.frame import Frame as F
+    from operators.reading import VisionResult as V
+
+    assert t.Frame is F and t.VisionResult is V
+
+
+def test_one_image_check_serves_frames_and_the_encoder():
+    from operators.frame import image_problem
+
+    assert image_problem(np.zeros((8, 8, 3), np.uint8)) is None
+    assert "smaller than 8x8" in image_problem(np.zeros((4, 8, 3), np.uint8))
+    assert "expected numpy.ndarray" in image_problem([[0]])

@@ -1,27 +1,202 @@
+"""The vision stage: its schedule on a fake clock with a manual executor, then real flows."""
+
 import threading
 import time
 
-import bytewax.operators as op
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
+import pytest
 
-from operators._pool import BoundedPool
 from operators.errors import VisionError
 from operators.local_model import LocalVisionBackend, parse_hud_text
-from operators.types import Frame, Outcome, Status, VisionResult
-from operators.vision import ServeOrder, VisionMetrics, VisionPolicy, call_vision
-from tests.conftest import solid
+from operators.outcome import Outcome
+from operators.pool import BoundedPool
+from operators.reading import VisionResult
+from operators.steps import call_vision
+from operators.testing import FakeClock, ManualExecutor
+from operators.vision import ServeOrder, VisionPolicy, VisionStage
+from tests.conftest import run_step, solid
 
 
-class SleepyBackend:
-    """Takes `delay` s a call and records how many calls overlap; fails seqs in `fail`."""
+class EchoBackend:
+    """Reads a frame as health = seq; fails seqs in `fail` (parse) and `crash` (a bug)."""
 
-    name = "sleepy"
+    name = "echo"
 
-    def __init__(self, delay=0.05, fail=(), crash=()):
-        self.delay, self.fail, self.crash = delay, set(fail), set(crash)
-        self.lock = threading.Lock()
-        self.now = self.peak = 0
+    def __init__(self, fail=(), crash=()):
+        self.fail, self.crash = set(fail), set(crash)
+        self.calls = []
+
+    def infer(self, frame):
+        self.calls.append(frame.seq)
+        if frame.seq in self.fail:
+            raise VisionError("parse", f"prose instead of JSON for {frame.seq}")
+        if frame.seq in self.crash:
+            raise RuntimeError("backend bug")
+        return VisionResult(frame.stream_id, frame.seq, health=frame.seq, backend=self.name)
+
+
+def _stage(backend=None, **policy):
+    clock, executor = FakeClock(), ManualExecutor()
+    pol = VisionPolicy(**policy)
+    pool = BoundedPool("test", pol.max_in_flight, executor=executor)
+    stage = VisionStage(backend or EchoBackend(), pol, pool=pool, clock=clock)
+    return stage, clock, executor
+
+
+def _frames(clock, n, start=0, stream="s"):
+    return [solid(i, stream=stream, at=clock.now()) for i in range(start, start + n)]
+
+
+def labels(items):
+    return {i.seq: (i.label if isinstance(i, Outcome) else "result") for i in items}
+
+
+# -- the schedule, on a fake clock ---------------------------------------------------------
+
+
+def test_never_more_in_flight_than_the_bound_and_every_frame_gets_one_result():
+    stage, clock, ex = _stage(max_in_flight=3, max_pending=100, staleness_ms=0, order="oldest")
+    q = stage.for_stream()
+    out = q.offer(_frames(clock, 10))
+    assert out == [] and len(ex.waiting) == 3 and stage.pool.in_flight == 3
+    while ex.waiting:
+        assert stage.pool.in_flight <= 3
+        ex.run()
+        clock.advance(0.001)
+        out += q.poll()
+    assert sorted(r.seq for r in out) == list(range(10))
+    assert all(isinstance(r, VisionResult) for r in out)
+    assert stage.pool.peak == 3 and stage.stats.completed == 10
+
+
+def test_failures_become_outcomes_and_later_frames_go_on():
+    stage, clock, ex = _stage(EchoBackend(fail={2}, crash={4}), max_in_flight=2, order="oldest")
+    q = stage.for_stream()
+    out = q.offer(_frames(clock, 6))
+    while ex.waiting:
+        ex.run()
+        out += q.poll()
+    by_seq = {r.seq: r for r in out}
+    assert sorted(by_seq) == list(range(6))
+    assert by_seq[2].label == "failed(parse)" and "prose" in by_seq[2].detail
+    assert by_seq[4].label == "failed(error)" and "backend bug" in by_seq[4].detail
+    assert all(isinstance(by_seq[i], VisionResult) for i in (0, 1, 3, 5))
+    assert stage.stats.failures == {"parse": 1, "error": 1}
+
+
+def test_a_frame_that_waited_past_the_staleness_budget_is_dropped_not_sent():
+    stage, clock, ex = _stage(max_in_flight=1, staleness_ms=100, order="oldest")
+    q = stage.for_stream()
+    q.offer(_frames(clock, 3))  # 0 is sent, 1 and 2 wait
+    clock.advance(0.150)
+    out = q.poll()
+    assert labels(out) == {1: "dropped(stale)", 2: "dropped(stale)"}
+    ex.run()
+    assert labels(q.poll()) == {0: "result"}
+    assert stage.stats.submitted == 1
+
+
+def test_newest_first_sends_the_newest_and_supersedes_the_rest():
+    stage, clock, ex = _stage(max_in_flight=1, order="newest")
+    q = stage.for_stream()
+    assert q.offer(_frames(clock, 1)) == []  # 0 is sent
+    out = q.offer(_frames(clock, 4, start=1))  # 1..4 wait behind it
+    assert out == []
+    ex.run()
+    out = q.poll()  # 0 done; the slot goes to 4, and 1..3 are superseded
+    assert labels(out) == {0: "result"}
+    out = q.poll()  # the drops go out one poll later than the result
+    assert labels(out) == {
+        1: "dropped(superseded)",
+        2: "dropped(superseded)",
+        3: "dropped(superseded)",
+    }
+    assert [job[2][1].seq for job in ex.waiting] == [4]
+
+
+def test_backlog_beyond_max_pending_drops_the_oldest():
+    stage, clock, _ex = _stage(max_in_flight=1, max_pending=2, order="oldest", staleness_ms=0)
+    q = stage.for_stream()
+    out = q.offer(_frames(clock, 6))  # 0 sent; 1..5 wait; only 2 may
+    assert labels(out) == {1: "dropped(backlog)", 2: "dropped(backlog)", 3: "dropped(backlog)"}
+    assert [f.seq for f in q.pending] == [4, 5]
+
+
+def test_a_call_past_its_deadline_fails_and_its_late_result_is_ignored():
+    stage, clock, ex = _stage(max_in_flight=1, deadline_ms=50, staleness_ms=0)
+    q = stage.for_stream()
+    q.offer(_frames(clock, 1))
+    clock.advance(0.049)
+    assert q.poll() == []
+    clock.advance(0.002)
+    assert labels(q.poll()) == {0: "failed(timeout)"}
+    ex.run()  # the call returns after all: its slot frees, its result is not emitted twice
+    assert q.poll() == [] and stage.pool.in_flight == 0
+
+
+def test_next_wake_asks_for_a_poll_only_while_work_is_pending():
+    stage, clock, ex = _stage(max_in_flight=1, poll_ms=2)
+    q = stage.for_stream()
+    assert q.next_wake() is None
+    q.offer(_frames(clock, 1))
+    assert q.next_wake() == pytest.approx(clock.now() + 0.002)
+    ex.run()
+    q.poll()
+    assert q.next_wake() is None
+
+
+def test_drain_waits_for_calls_that_finish_and_resolves_every_frame():
+    stage, clock, ex = _stage(max_in_flight=2, order="oldest", staleness_ms=0, max_pending=100)
+    q = stage.for_stream()
+    out = q.offer(_frames(clock, 5))
+    ex.auto = True  # every call now finishes as soon as it is sent
+    ex.run_all()
+    out += q.drain()
+    assert labels(out) == dict.fromkeys(range(5), "result")
+
+
+def test_drain_is_bounded_by_each_calls_deadline_when_the_backend_hangs():
+    stage, clock, _ex = _stage(max_in_flight=1, deadline_ms=200, staleness_ms=0, order="oldest")
+    q = stage.for_stream()
+    t0 = clock.now()
+    q.offer(_frames(clock, 3))  # 0 is sent and never returns; 1, 2 wait
+    out = q.drain()
+    assert labels(out) == {0: "failed(timeout)", 1: "dropped(shutdown)", 2: "dropped(shutdown)"}
+    # 0 timed out at 200 ms; no slot freed for another 200 ms, then the waiting were let go
+    assert 0.4 <= clock.now() - t0 <= 0.45
+
+
+def test_drain_stops_at_until():
+    stage, clock, _ex = _stage(max_in_flight=1, deadline_ms=10_000)
+    q = stage.for_stream()
+    q.offer(_frames(clock, 1))
+    out = q.drain(until=clock.now() + 0.05)
+    assert labels(out) == {0: "failed(timeout)"} and "at shutdown" in out[0].detail
+
+
+def test_two_streams_share_the_bound_and_one_streams_drain_never_waits_on_the_other():
+    stage, clock, ex = _stage(max_in_flight=1, order="oldest", staleness_ms=0, deadline_ms=100)
+    a, b = stage.for_stream(), stage.for_stream()
+    a.offer(_frames(clock, 1, stream="a"))
+    b.offer(_frames(clock, 1, stream="b"))  # waits: a holds the only slot
+    ex.run()  # a's call finishes; a has not harvested it, yet the slot is free
+    assert stage.pool.in_flight == 0
+    ex.auto = True
+    out = b.drain() + a.drain()
+    assert sorted((r.stream_id, r.seq, type(r).__name__) for r in out) == [
+        ("a", 0, "VisionResult"),
+        ("b", 0, "VisionResult"),
+    ]
+
+
+# -- real Bytewax runs ----------------------------------------------------------------------
+
+
+class SleepyBackend(EchoBackend):
+    """Takes `delay` s a call and records how many calls overlap."""
+
+    def __init__(self, delay=0.02, **kw):
+        super().__init__(**kw)
+        self.delay, self.lock, self.now, self.peak = delay, threading.Lock(), 0, 0
 
     def infer(self, frame):
         with self.lock:
@@ -29,122 +204,30 @@ class SleepyBackend:
             self.peak = max(self.peak, self.now)
         try:
             time.sleep(self.delay)
-            if frame.seq in self.fail:
-                raise VisionError("parse", f"prose instead of JSON for {frame.seq}")
-            if frame.seq in self.crash:
-                raise RuntimeError("backend bug")
-            return VisionResult(frame.stream_id, frame.seq, health=frame.seq, backend=self.name)
+            return super().infer(frame)
         finally:
             with self.lock:
                 self.now -= 1
 
 
-def _run(frames, backend, policy, workers=1):
-    flow = Dataflow("vision_test")
-    inp = op.key_on("key", op.input("in", flow, TestingSource(frames)), lambda f: f.stream_id)
-    pool, metrics = BoundedPool("test-vision", policy.max_in_flight), VisionMetrics()
-    out = call_vision("vision", inp, backend, policy, pool, metrics)
-    got = []
-    op.output("out", out, TestingSink(got))
-    if workers == 1:
-        run_main(flow)
-    else:
-        cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    pool.close()
-    return [x for _, x in got], pool, metrics
-
-
-def test_every_frame_gets_one_result_with_many_in_flight():
-    backend = SleepyBackend(delay=0.05)
-    frames = [solid(i) for i in range(24)]
-    policy = VisionPolicy(max_in_flight=8, max_pending=100, staleness_ms=0, order=ServeOrder.OLDEST)
-    got, pool, metrics = _run(frames, backend, policy)
-    assert sorted(r.seq for r in got) == list(range(24))
-    assert all(isinstance(r, VisionResult) for r in got)
-    assert backend.peak == 8 and pool.peak == 8  # really concurrent, never over the bound
-    assert metrics.completed == 24
-
-
-def test_failures_become_outcomes_and_the_flow_goes_on():
-    backend = SleepyBackend(delay=0.0, fail={2}, crash={4})
-    got, _, metrics = _run(
-        [solid(i) for i in range(6)],
-        backend,
-        VisionPolicy(max_in_flight=2, staleness_ms=0, order=ServeOrder.OLDEST),
-    )
-    by_seq = {r.seq: r for r in got}
-    assert sorted(by_seq) == list(range(6))
-    assert (
-        isinstance(by_seq[2], Outcome)
-        and by_seq[2].reason == "parse"
-        and "prose" in by_seq[2].detail
-    )
-    assert (
-        isinstance(by_seq[4], Outcome)
-        and by_seq[4].reason == "error"
-        and "backend bug" in by_seq[4].detail
-    )
-    assert all(isinstance(by_seq[i], VisionResult) for i in (0, 1, 3, 5))
-    assert metrics.failed == 2
-
-
-def test_stale_frames_are_dropped_not_sent():
-    old = [Frame("s", i, time.time() - 10.0, solid(i).image) for i in range(3)]
-    got, _, metrics = _run(
-        [*old, solid(3)],
-        SleepyBackend(delay=0.0),
-        VisionPolicy(max_in_flight=1, staleness_ms=1000, order=ServeOrder.OLDEST),
-    )
-    by_seq = {r.seq: r for r in got}
-    assert [by_seq[i].label for i in range(3)] == ["dropped(stale)"] * 3
-    assert isinstance(by_seq[3], VisionResult)
-    assert metrics.submitted == 1
-
-
-def test_newest_first_supersedes_older_waiting_frames():
-    frames = [solid(i) for i in range(10)]
-    got, _, _ = _run(
-        frames,
-        SleepyBackend(delay=0.02),
-        VisionPolicy(max_in_flight=1, staleness_ms=0, order=ServeOrder.NEWEST),
-    )
-    assert sorted(r.seq for r in got) == list(range(10))
-    results = [r.seq for r in got if isinstance(r, VisionResult)]
-    assert 9 in results  # the newest frame is always served
-    assert all(
-        r.status is Status.DROPPED and r.reason == "superseded"
-        for r in got
-        if isinstance(r, Outcome)
-    )
-
-
-def test_call_deadline_fails_slow_calls():
-    got, _, _ = _run(
-        [solid(0)],
-        SleepyBackend(delay=0.3),
-        VisionPolicy(max_in_flight=1, staleness_ms=0, deadline_ms=50),
-    )
-    assert [r.label for r in got] == ["failed(timeout)"]
-
-
-def test_two_workers_share_the_in_flight_bound():
-    frames = [solid(i, stream=f"s{i % 3}") for i in range(18)]
-    backend = SleepyBackend(delay=0.03)
-    got, _pool, _ = _run(
-        frames,
-        backend,
-        VisionPolicy(max_in_flight=3, staleness_ms=0, order=ServeOrder.OLDEST, max_pending=100),
-        workers=2,
-    )
+@pytest.mark.parametrize("workers", [1, 2])
+def test_in_a_flow_every_frame_of_every_stream_ends_once_within_the_bound(workers):
+    frames = [solid(i // 3, stream=f"s{i % 3}") for i in range(30)]
+    backend = SleepyBackend()
+    policy = VisionPolicy(max_in_flight=3, staleness_ms=0, order=ServeOrder.OLDEST, max_pending=100)
+    stage = VisionStage(backend, policy)
+    got = run_step(call_vision, frames, stage, workers=workers)
+    stage.close()
     assert sorted((r.stream_id, r.seq) for r in got) == sorted((f.stream_id, f.seq) for f in frames)
-    assert backend.peak <= 3
+    assert all(isinstance(r, VisionResult) for r in got)
+    assert backend.peak <= 3 and stage.pool.peak <= 3
 
 
 def test_local_backend_reads_the_arena_hud(frames):
     backend = LocalVisionBackend()
     for f in frames[::3]:
         r = backend.infer(f)
-        assert r.hud() == {k: getattr(f.truth, k) for k in f.truth.HUD_FIELDS}
+        assert r.hud() == f.truth.hud()
         assert len(r.enemies) == len(f.truth.enemies)
         for got, want in zip(r.enemies, f.truth.enemies, strict=True):
             assert abs(got.x0 - want.x0) < 0.03 and abs(got.y1 - want.y1) < 0.03
@@ -154,3 +237,12 @@ def test_parse_hud_text_handles_ocr_quirks():
     assert parse_hud_text("armor", "ARＯ") == {"armor": 0}
     assert parse_hud_text("money", "¥$800") == {"money": 800}
     assert parse_hud_text("ammo", "27") == {"ammo": 27, "ammo_reserve": None}
+
+
+def test_bad_policy_values_name_the_key():
+    from operators.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"vision.max_in_flight = 0 .*>= 1"):
+        VisionPolicy(max_in_flight=0)
+    with pytest.raises(ConfigError, match=r"vision.order = 'sideways'.*'newest', 'oldest'"):
+        VisionPolicy(order="sideways")

@@ -3,7 +3,9 @@ import time
 
 import numpy as np
 
-from operators.types import Observation, Status, VisionResult
+from operators.observation import Observation
+from operators.outcome import Status
+from operators.reading import VisionResult
 from sinks.memory import ObservationStore
 
 
@@ -17,6 +19,7 @@ def obs(seq, stream="s"):
         VisionResult(stream, seq),
         np.zeros((84, 84, 3), np.uint8),
         np.zeros(4, np.float32),
+        emitted_at=time.time(),
     )
 
 

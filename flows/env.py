@@ -16,14 +16,17 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from flows.config import FlowConfig, load_config
 from flows.registry import resolve
 from flows.runner import Pipeline
+from flows.spaces import action_space, features, observation_space
 from operators.capture import ArenaControl
+from operators.clock import SYSTEM_CLOCK, Clock
 from operators.encoder import OBS_SIZE
-from operators.types import Observation, Scene
+from operators.observation import Observation
+from operators.reading import Scene
+from sinks import register_env
 
 __all__ = ["VisionPipelineEnv", "default_reward"]
 
@@ -47,6 +50,50 @@ def default_reward(prev: Observation | None, obs: Observation) -> tuple[float, b
     if p.money is not None and v.money is not None and v.money > p.money:
         reward += (v.money - p.money) / 300.0
     return reward, False
+
+
+class ControlRate:
+    """A fixed control rate with elastic timing, as rtgym does for real-time games.
+
+    :meth:`wait` returns at the end of the current time step; an agent that
+    took longer than a step restarts the schedule from now (returns ``True``:
+    an overrun) instead of a burst of catch-up steps. ``hz = 0`` never waits.
+
+    >>> from operators.testing import FakeClock
+    >>> clock = FakeClock(0.0); rate = ControlRate(10.0, clock)
+    >>> rate.wait(), clock.now()
+    (False, 0.1)
+    >>> clock.advance(0.35); rate.wait(), round(clock.now(), 6)
+    (True, 0.45)
+    """
+
+    def __init__(self, hz: float, clock: Clock = SYSTEM_CLOCK) -> None:
+        if hz < 0:
+            msg = f"control_hz must be >= 0; got {hz}"
+            raise ValueError(msg)
+        self.period = 1.0 / hz if hz > 0 else 0.0
+        self.clock = clock
+        self.tick: float | None = None
+        self.overruns = 0
+
+    def restart(self) -> None:
+        """A new episode: its first time step starts at the next :meth:`wait`."""
+        self.tick = None
+
+    def wait(self) -> bool:
+        """Sleep to the end of this time step; ``True`` if the agent was already past it."""
+        if not self.period:
+            return False
+        now = self.clock.now()
+        if self.tick is None:
+            self.tick = now + self.period
+        if now <= self.tick:
+            self.clock.sleep(self.tick - now)
+            self.tick += self.period
+            return False
+        self.overruns += 1
+        self.tick = now + self.period
+        return True
 
 
 class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
@@ -92,23 +139,12 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             cfg.env.max_episode_steps if max_episode_steps is None else max_episode_steps
         )
         hz = cfg.env.control_hz if control_hz is None else float(control_hz)
-        if hz < 0:
-            msg = f"control_hz must be >= 0; got {hz}"
-            raise ValueError(msg)
-        self.control_period = 1.0 / hz if hz > 0 else 0.0
-        self._tick: float | None = None
+        self.control = ControlRate(hz)
         self._yielded = 0.0
-        self.overruns = 0
         self.reward_fn = resolve("env.reward", cfg.env.reward)
         self._stream_id = stream_id
-        self.action_space = spaces.MultiDiscrete([3, 5, 10, 8])
-        self.observation_space = spaces.Dict(  # type: ignore[assignment]
-            {
-                "visual": spaces.Box(0, 255, (OBS_SIZE, OBS_SIZE, 3), np.uint8),
-                "numerical": spaces.Box(-np.inf, np.inf, (10,), np.float32),
-                "categorical": spaces.MultiDiscrete([10] * 5),
-            }
-        )
+        self.action_space = action_space()
+        self.observation_space = observation_space()  # type: ignore[assignment]
         self.pipeline: Pipeline | None = None
         self._last: Observation | None = None
         self._rewarded_seq = -1
@@ -127,8 +163,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
     def stream_id(self) -> str:
         p = self._ensure_running()
         if self._stream_id is None:
-            ids = list(getattr(p.runtime.source, "list_parts", list)())
-            self._stream_id = ids[0]
+            self._stream_id = p.runtime.stream_ids()[0]
         return self._stream_id
 
     def _control(self) -> ArenaControl | None:
@@ -136,11 +171,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         return controls.get(self.stream_id)
 
     def _to_obs(self, obs: Observation) -> ObsDict:
-        return {
-            "visual": np.array(obs.visual, dtype=np.uint8, copy=True),
-            "numerical": obs.numerical(),
-            "categorical": obs.categorical(),
-        }
+        return features(obs)
 
     def _info(self, obs: Observation, action_seq: int | None) -> dict[str, Any]:
         p = self._ensure_running()
@@ -182,7 +213,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             )
             raise RuntimeError(msg)
         self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
-        self._tick = None
+        self.control.restart()
         return self._to_obs(obs), self._info(obs, min_seq)
 
     def step(self, action: np.ndarray) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -211,7 +242,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
                 if applied is not None:
                     action_seq = applied
                     p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
-        overrun = self._keep_time()
+        overrun = self.control.wait()
         obs = p.store.latest(self.stream_id) or self._last
         reward, terminated = 0.0, False
         if obs.seq > self._rewarded_seq:
@@ -224,21 +255,10 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         info["overrun"] = overrun
         return self._to_obs(obs), float(reward), bool(terminated), bool(truncated), info
 
-    def _keep_time(self) -> bool:
-        """With a control rate, wait for the end of this time step; True if the agent was late."""
-        if not self.control_period:
-            return False
-        now = time.monotonic()
-        if self._tick is None:  # first step of the episode: its time step starts now
-            self._tick = now + self.control_period
-        if now <= self._tick:
-            time.sleep(self._tick - now)
-            self._tick += self.control_period
-            return False
-        # Elastic: the agent took longer than a time step; start the schedule afresh.
-        self.overruns += 1
-        self._tick = now + self.control_period
-        return True
+    @property
+    def overruns(self) -> int:
+        """Steps whose agent took longer than a control period (``info["overrun"]``)."""
+        return self.control.overruns
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -253,3 +273,6 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             pipeline, self.pipeline = self.pipeline, None
             pipeline.stop()
         super().close()
+
+
+register_env()  # `import flows.env` is enough to make the env

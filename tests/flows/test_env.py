@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sinks
-from sinks.env import VisionPipelineEnv
+from flows.env import VisionPipelineEnv
 
 SMALL = {
     "capture": {"options": {"width": 320, "height": 180, "fps": 30.0}},
@@ -40,11 +40,9 @@ def test_step_returns_freshest_observation_with_provenance():
             assert {"seq", "age_ms", "captured_at", "stale", "ledger"} <= set(info)
             assert info["age_ms"] >= 0
             c = info["ledger"]
-            assert (
-                c["captured"]
-                == sum(c[k] for k in ("processed", "duplicate", "cached", "dropped", "failed"))
-                + c["in_flight"]
-            )
+            # the observation's frame was captured and resolved, and it is in the counts
+            assert c["captured"] > info["seq"] and not c.get("violations")
+            assert c[info["status"]] >= 1
             seqs.append(info["seq"])
             if terminated or truncated:
                 break
@@ -112,30 +110,44 @@ def test_a_vector_env_of_two_runs_two_pipelines():
         for _ in range(5):
             obs, rewards, _term, _trunc, info = envs.step(envs.action_space.sample())
         assert rewards.shape == (2,) and obs["numerical"].shape == (2, 10)
-        assert len(set(info["seq"].tolist())) >= 1 and (info["age_ms"] >= 0).all()
+        # each copy observes its own pipeline: its own ledger, counting the frame it shows
+        captured = info["ledger"]["captured"]
+        assert captured.shape == (2,) and (captured > info["seq"]).all()
+        assert not np.array_equal(obs["visual"][0], obs["visual"][1])  # seeds 3 and 4
     finally:
         envs.close()
     assert _framewax_threads() == []
 
 
-def test_control_rate_paces_steps_and_is_elastic_when_the_agent_is_late():
+def test_control_rate_on_a_fake_clock_is_exact_and_elastic():
+    from flows.env import ControlRate
+    from operators.testing import FakeClock
+
+    clock = FakeClock(0.0)
+    rate = ControlRate(20.0, clock)
+    assert [rate.wait() for _ in range(10)] == [False] * 10
+    assert clock.now() == pytest.approx(0.5)  # 10 steps of 50 ms
+    clock.advance(0.2)  # the agent thinks for four time steps
+    assert rate.wait() and rate.overruns == 1 and clock.now() == pytest.approx(0.7)
+    assert not rate.wait() and clock.now() == pytest.approx(0.75)  # a full step, no burst
+    rate.restart()
+    assert not rate.wait() and clock.now() == pytest.approx(0.8)
+    assert ControlRate(0.0, clock).wait() is False and clock.now() == pytest.approx(0.8)
+
+
+def test_control_rate_in_the_env_paces_steps_and_flags_a_late_agent():
     import time
 
     env = VisionPipelineEnv(overrides=SMALL, control_hz=20.0)
     try:
         env.reset(seed=2)
         t0 = time.monotonic()
-        overruns = [env.step(env.action_space.sample())[4]["overrun"] for _ in range(10)]
-        elapsed = time.monotonic() - t0
-        assert 0.45 <= elapsed < 1.5 and not any(overruns)  # 10 steps of 50 ms
+        for _ in range(10):
+            env.step(env.action_space.sample())
+        assert time.monotonic() - t0 >= 0.5 - 1e-3  # 10 steps of 50 ms, at least
         time.sleep(0.2)  # the agent thinks for four time steps
         _obs, _r, _t, _tr, info = env.step(env.action_space.sample())
-        assert info["overrun"] and env.overruns == 1
-        t1 = time.monotonic()
-        env.step(
-            env.action_space.sample()
-        )  # the schedule restarted: a full step, no catch-up burst
-        assert time.monotonic() - t1 >= 0.03
+        assert info["overrun"] and env.overruns >= 1
     finally:
         env.close()
 

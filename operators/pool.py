@@ -1,0 +1,90 @@
+"""Bounded thread pools that a stage submits blocking work to and polls.
+
+Bytewax has no async operator and no way for another thread to wake one, so
+blocking work (model calls, torch batches) runs here and the stage harvests
+finished futures a millisecond or so later. A slot is taken without
+blocking (:meth:`BoundedPool.try_acquire`) and given back *when the work
+finishes*, whoever harvests it: one stream's finished work never holds a
+slot another stream is waiting for (a harvest-time release deadlocked two
+streams at end of stream). The threads start lazily and stop on ``close``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+__all__ = ["BoundedPool", "Executor"]
+
+
+class Executor(Protocol):
+    """What :class:`BoundedPool` runs work on (``ThreadPoolExecutor``, or a test's own)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+class BoundedPool:
+    """A pool with a hard limit on work taken and not yet finished, shared by every stream.
+
+    >>> pool = BoundedPool("demo", 1)
+    >>> pool.try_acquire(), pool.try_acquire()
+    (True, False)
+    >>> pool.submit(lambda: 2 + 2).result(), pool.in_flight
+    (4, 0)
+    >>> pool.close()
+    """
+
+    def __init__(self, name: str, limit: int, executor: Executor | None = None) -> None:
+        if limit < 1:
+            msg = f"{name}: the in-flight limit must be >= 1; got {limit}"
+            raise ValueError(msg)
+        self.name = name
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._used = 0
+        self._given = executor
+        self._executor: Executor | None = executor
+        self.peak = 0
+
+    @property
+    def in_flight(self) -> int:
+        return self._used
+
+    @property
+    def executor(self) -> Executor | None:
+        return self._executor
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free; never blocks."""
+        with self._lock:
+            if self._used >= self.limit:
+                return False
+            self._used += 1
+            self.peak = max(self.peak, self._used)
+            return True
+
+    def release(self) -> None:
+        """Give back a slot taken with :meth:`try_acquire` and not submitted."""
+        with self._lock:
+            self._used = max(self._used - 1, 0)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``fn(*args)`` on a slot already taken; the slot is freed when it finishes."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.limit, thread_name_prefix=self.name)
+            executor = self._executor
+        fut = executor.submit(fn, *args)
+        fut.add_done_callback(lambda _f: self.release())
+        return fut
+
+    def close(self) -> None:
+        """Stop the threads (running work finishes first); a later submit starts anew."""
+        with self._lock:
+            executor, self._executor = self._executor, self._given
+        if executor is not None and executor is not self._given:
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,231 @@
+"""The Bytewax layer of ``operators``: thin adapters from stage logic to dataflow steps.
+
+Every other module in ``operators/`` is plain Python with an injected clock.
+Here each stage becomes a step the way bytewax's own operators are written:
+
+- :class:`FrameSource` drives a capture stage's :class:`~operators.capture.FrameStream`\\s
+  as a ``FixedPartitionedSource`` (one partition per stream), pacing by
+  ``next_awake`` and ending every stream when the run's ``stop`` event is set;
+- :func:`capture`, :func:`dedup`, :func:`call_vision`, :func:`batch_encode` and
+  :func:`order_by_seq` run one :class:`~operators.stage.StreamLogic` per
+  ``stream_id`` through :class:`Driven`, which maps Bytewax's hooks onto it:
+  ``on_batch`` → ``offer``, ``on_notify`` → ``poll``, ``notify_at`` →
+  ``next_wake``, ``on_eof`` → ``drain(until)``.
+
+Nothing is snapshotted: in-flight calls cannot be resumed, so a recovered
+run starts each stream's logic empty.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, operator
+from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
+from bytewax.operators import KeyedStream, StatefulBatchLogic
+
+from operators.batching import EncodeStage
+from operators.capture import CaptureStage, FrameStream
+from operators.dedup import DedupStage
+from operators.frame import Frame
+from operators.observation import Encoded, Observation
+from operators.order import OrderStage, Part
+from operators.outcome import CacheEntry, Outcome
+from operators.reading import VisionResult
+from operators.stage import StreamLogic
+from operators.vision import VisionStage
+
+__all__ = [
+    "DedupOut",
+    "Driven",
+    "FrameSource",
+    "batch_encode",
+    "call_vision",
+    "capture",
+    "dedup",
+    "order_by_seq",
+]
+
+V = TypeVar("V")
+W = TypeVar("W")
+Until = Callable[[], float | None]
+"""When a drain must be done by (epoch seconds), or ``None``: each item's own deadline."""
+
+
+def _no_limit() -> float | None:
+    return None
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)
+
+
+class Driven(StatefulBatchLogic[V, W, None], Generic[V, W]):
+    """Bytewax's stateful-batch hooks mapped onto a :class:`~operators.stage.StreamLogic`."""
+
+    def __init__(self, logic: StreamLogic[V, W], until: Until = _no_limit) -> None:
+        self.logic = logic
+        self.until = until
+
+    def on_batch(self, values: list[V]) -> tuple[list[W], bool]:
+        return self.logic.offer(values), StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[W], bool]:
+        return self.logic.poll(), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[W], bool]:
+        return self.logic.drain(self.until()), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return _utc(self.logic.next_wake())
+
+    def snapshot(self) -> None:
+        return None
+
+
+def _driven(
+    step_id: str, up: KeyedStream[V], make: Callable[[], StreamLogic[V, W]], until: Until
+) -> KeyedStream[W]:
+    return op.stateful_batch(step_id, up, lambda _resume: Driven(make(), until))
+
+
+# -- capture ------------------------------------------------------------------------
+
+
+class _StreamPartition(StatefulSourcePartition[Frame, None]):
+    def __init__(self, stream: FrameStream, stop: threading.Event | None) -> None:
+        self.stream = stream
+        self.stop = stop
+
+    def next_batch(self) -> list[Frame]:
+        if self.stop is not None and self.stop.is_set():
+            raise StopIteration
+        return self.stream.next_frames()
+
+    def next_awake(self) -> datetime | None:
+        return _utc(self.stream.next_wake())
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class FrameSource(FixedPartitionedSource[Frame, None]):
+    """A capture stage as a Bytewax source: one partition per stream, ended by ``stop``."""
+
+    def __init__(self, stage: CaptureStage, stop: threading.Event | None = None) -> None:
+        self.stage = stage
+        self.stop = stop
+
+    def list_parts(self) -> list[str]:
+        return self.stage.stream_ids()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StreamPartition:
+        return _StreamPartition(self.stage.open(for_part), self.stop)
+
+
+@operator
+def capture(
+    step_id: str,
+    flow: Dataflow,
+    source: CaptureStage | Source[Frame],
+    on_capture: Callable[[str, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> KeyedStream[Frame]:
+    """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed by stream.
+
+    ``on_capture(stream_id, seq)`` is called for every frame before it goes on
+    (the ledger's ``captured``), on the worker that holds the stream.
+    Out: ``(stream_id, Frame)``.
+    """
+    src = source if isinstance(source, Source) else FrameSource(source, stop)
+    frames = op.input("source", flow, src)
+    if on_capture is not None:
+        record = on_capture
+        frames = op.inspect("captured", frames, lambda _step, f: record(f.stream_id, f.seq))
+    return op.key_on("key", frames, lambda f: f.stream_id)
+
+
+# -- dedup ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DedupOut:
+    """Streams out of :func:`dedup`."""
+
+    kept: KeyedStream[Frame]
+    """Frames worth a model call (and an encoding): ``(stream_id, Frame)``."""
+
+    encode_only: KeyedStream[Frame]
+    """Frames the scene classifier read (routed ``classify``): the encoder only."""
+
+    parts: KeyedStream[VisionResult | CacheEntry]
+    """For the order step: the classifier's readings and scene-cache pins."""
+
+    skipped: KeyedStream[Outcome]
+    """``duplicate(of)``, ``cached(of)``, ``dropped(scene_*)`` and ``failed(capture)``."""
+
+
+@operator
+def dedup(step_id: str, up: KeyedStream[Frame], stage: DedupStage) -> DedupOut:
+    """Per stream: drop what did not change, reuse what was seen, route scenes
+    (:class:`~operators.dedup.DedupLogic`)."""
+    routed = _driven("route", up, stage.for_stream, _no_limit)
+
+    def only(tag: str) -> Callable[[tuple[str, Any]], Any]:
+        return lambda item: item[1] if item[0] == tag else None
+
+    return DedupOut(
+        kept=op.filter_map_value("kept", routed, only("model")),
+        encode_only=op.filter_map_value("encode_only", routed, only("encode")),
+        parts=op.filter_map_value("parts", routed, only("part")),
+        skipped=op.filter_map_value("skipped", routed, only("skip")),
+    )
+
+
+# -- vision, encoder, order -----------------------------------------------------------------
+
+
+@operator
+def call_vision(
+    step_id: str, up: KeyedStream[Frame], stage: VisionStage, until: Until = _no_limit
+) -> KeyedStream[VisionResult | Outcome]:
+    """Many model calls in flight (:class:`~operators.vision.VisionQueue` per stream).
+
+    In: ``(stream_id, Frame)``. Out: ``(stream_id, VisionResult | Outcome)``,
+    one item per frame, in completion order (not ``seq`` order).
+    """
+    return _driven("calls", up, stage.for_stream, until)
+
+
+@operator
+def batch_encode(
+    step_id: str, up: KeyedStream[Frame], stage: EncodeStage, until: Until = _no_limit
+) -> KeyedStream[Encoded | Outcome]:
+    """Window frames per stream and encode each window in one call
+    (:class:`~operators.batching.BatchWindow`).
+
+    In: ``(stream_id, Frame)``. Out: ``(stream_id, Encoded | Outcome)``, one
+    item per input frame (a failed frame fails alone).
+    """
+    return _driven("window", up, stage.for_stream, until)
+
+
+@operator
+def order_by_seq(
+    step_id: str, up: KeyedStream[Part], stage: OrderStage, until: Until = _no_limit
+) -> KeyedStream[Observation | Outcome]:
+    """Exactly one ``Observation`` or ``Outcome`` per ``seq``, in order, per stream
+    (:class:`~operators.order.Resequencer`).
+
+    In: ``(stream_id, VisionResult | Encoded | Outcome | CacheEntry)``.
+    Out: ``(stream_id, Observation | Outcome)``.
+    """
+    return _driven("resequence", up, stage.for_stream, until)

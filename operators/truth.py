@@ -1,0 +1,48 @@
+"""``GroundTruth``: what a simulator (or a labelled recording) knows a frame shows.
+
+Used to score the vision stage against; never an input to any stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from operators.reading import HUD_FIELDS, Detection, Scene
+
+__all__ = ["HUD_FIELDS", "GroundTruth"]
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The HUD numbers, the scene and the enemies' boxes of one frame."""
+
+    health: int
+    armor: int
+    ammo: int
+    ammo_reserve: int
+    money: int
+    scene: Scene = Scene.GAMEPLAY
+    enemies: tuple[Detection, ...] = ()
+
+    HUD_FIELDS: ClassVar[tuple[str, ...]] = HUD_FIELDS
+
+    def hud(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in HUD_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["scene"] = self.scene.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GroundTruth:
+        return cls(
+            health=int(d["health"]),
+            armor=int(d["armor"]),
+            ammo=int(d["ammo"]),
+            ammo_reserve=int(d["ammo_reserve"]),
+            money=int(d["money"]),
+            scene=Scene(d.get("scene", "gameplay")),
+            enemies=tuple(Detection(**e) for e in d.get("enemies", ())),
+        )
