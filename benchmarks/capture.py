@@ -40,7 +40,7 @@ from sinks.recorder import RecordingWriter
 
 def start_xvfb(n: int, w: int, h: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", f"{w}x{h}x24", "-nolisten", "tcp"],
+        ["Xvfb", f":{n}", "-screen", "0", f"{w}x{h}x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

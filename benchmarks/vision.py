@@ -44,10 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flows.ollama_server import spawn_server
 from flows.runner import Pipeline
 from operators.arena import Arena
-from operators.schema import VISION_JSON_SCHEMA
 from operators.observation import Observation
 from operators.outcome import Status
 from operators.reading import VisionResult
+from operators.schema import VISION_JSON_SCHEMA
 from operators.vision_http import DEFAULT_PROMPT, encode_image
 
 WIDTH, HEIGHT = 320, 180

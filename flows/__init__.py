@@ -1,1 +1,2 @@
-"""framewax flows: the vision dataflow, its config, registry and in-process runner."""
+"""framewax flows: the vision dataflow's wiring, its config, registry, runtime and
+in-process runner, the Gymnasium env, and the record / emulator / training commands."""

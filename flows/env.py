@@ -139,7 +139,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             cfg.env.max_episode_steps if max_episode_steps is None else max_episode_steps
         )
         hz = cfg.env.control_hz if control_hz is None else float(control_hz)
-        self.control = ControlRate(hz)
+        self.rate = ControlRate(hz)
         self._yielded = 0.0
         self.reward_fn = resolve("env.reward", cfg.env.reward)
         self._stream_id = stream_id
@@ -213,7 +213,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             )
             raise RuntimeError(msg)
         self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
-        self.control.restart()
+        self.rate.restart()
         return self._to_obs(obs), self._info(obs, min_seq)
 
     def step(self, action: np.ndarray) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -242,7 +242,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
                 if applied is not None:
                     action_seq = applied
                     p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
-        overrun = self.control.wait()
+        overrun = self.rate.wait()
         obs = p.store.latest(self.stream_id) or self._last
         reward, terminated = 0.0, False
         if obs.seq > self._rewarded_seq:
@@ -258,7 +258,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
     @property
     def overruns(self) -> int:
         """Steps whose agent took longer than a control period (``info["overrun"]``)."""
-        return self.control.overruns
+        return self.rate.overruns
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from bytewax.testing import run_main
+from bytewax.testing import cluster_main, run_main
 
 from flows.config import FlowConfig, load_config
 from flows.runtime import Runtime
@@ -39,7 +39,9 @@ class Pipeline:
 
     ``controlled=True`` hands every arena stream an
     :class:`~operators.capture.ArenaControl` (``runtime.controls``) for an
-    agent to drive; ``report=True`` prints the status line and summary.
+    agent to drive; ``report=True`` prints the status line and summary;
+    ``workers > 1`` runs that many Bytewax workers in this process (streams are
+    spread over them by key).
     """
 
     def __init__(
@@ -49,7 +51,12 @@ class Pipeline:
         overrides: Mapping[str, Any] | None = None,
         controlled: bool = False,
         report: bool = False,
+        workers: int = 1,
     ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            msg = f"workers = {workers!r}: expected an integer >= 1"
+            raise ValueError(msg)
+        self.workers = workers
         cfg = load_config(config, overrides)
         self.runtime = Runtime(cfg, controls={} if controlled else None, report=report)
         self.flow = build(runtime=self.runtime).flow
@@ -84,7 +91,10 @@ class Pipeline:
 
     def _run(self) -> None:
         try:
-            run_main(self.flow)
+            if self.workers == 1:
+                run_main(self.flow)
+            else:
+                cluster_main(self.flow, [], 0, worker_count_per_proc=self.workers)
         except BaseException as ex:  # reported to the caller by wait()/stop()
             logger.exception("the framewax dataflow stopped with an error")
             self.error = ex
@@ -96,8 +106,10 @@ class Pipeline:
         if self._thread is None:
             self.start()
         if not self._done.wait(timeout):
-            msg = f"the flow did not end within {timeout} s"
+            msg = f"the flow did not end within {timeout} s (ledger: {self.ledger.counts()})"
             raise TimeoutError(msg)
+        assert self._thread is not None
+        self._thread.join(timeout=5.0)  # it has ended: only its last lines are left to run
         self.runtime.close()
         if self.error is not None:
             msg = f"the framewax dataflow failed: {self.error}"

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bytewax.inputs import FixedPartitionedSource
+
 from flows.config import FlowConfig
 from operators.capture import ArenaControl
 from operators.ledger import Ledger
@@ -33,9 +35,6 @@ from sinks.memory import ObservationStore
 
 __all__ = ["Reporter", "Runtime", "SourceStage"]
 
-STAGE_NAMES = ("capture", "dedup", "vision", "batch", "order")
-
-
 class SourceStage:
     """The capture step as a :class:`~operators.stage.Stage`, whatever the source is
     (a capture stage of ours, or any Bytewax source a config names)."""
@@ -46,10 +45,9 @@ class SourceStage:
         self.source = source
 
     def stream_ids(self) -> list[str]:
-        ids = getattr(self.source, "stream_ids", None)
-        if callable(ids):
-            return list(ids())
-        return list(self.source.list_parts())  # a Bytewax FixedPartitionedSource
+        if isinstance(self.source, FixedPartitionedSource):
+            return list(self.source.list_parts())
+        return list(self.source.stream_ids())
 
     def warm_up(self) -> None:
         if isinstance(self.source, SupportsWarmUp):

@@ -38,6 +38,7 @@ __all__ = [
     "FrameStream",
     "Pacer",
     "ReplaySource",
+    "SourceBase",
     "read_index",
 ]
 
@@ -175,6 +176,26 @@ class Pacer:
         return None if self.period == 0.0 else self.next_at
 
 
+class SourceBase:
+    """What the capture stages here share: the step's name, the counters the summary
+    reports (ticks missed per stream, errors that ended a stream), no lifecycle."""
+
+    name = "capture"
+
+    def __init__(self) -> None:
+        self.missed: dict[str, int] = {}
+        self.errors: list[str] = []
+
+    def warm_up(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def metrics(self) -> dict[str, Any]:
+        return {"missed_ticks": dict(self.missed), "errors": list(self.errors)}
+
+
 def check_rate(fps: Any, frames: Any) -> None:
     """The options every source shares: ``fps >= 0`` (0: as fast as it goes), ``frames >= 0``."""
     at_least("capture.options.fps", fps, 0)
@@ -225,7 +246,7 @@ class _ArenaStream:
         return None
 
 
-class ArenaSource:
+class ArenaSource(SourceBase):
     """The built-in arena simulator, one partition (and stream) per game instance.
 
     Emits :class:`Frame` items with ground truth. ``frames`` is the budget per
@@ -234,8 +255,6 @@ class ArenaSource:
     drive; streams without one are played by the seeded :class:`Autopilot`
     (or stand still when ``autopilot`` is false).
     """
-
-    name = "capture"
 
     def __init__(
         self,
@@ -252,6 +271,7 @@ class ArenaSource:
         controls: dict[str, ArenaControl] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        super().__init__()
         at_least("capture.options.streams", streams, 1)
         check_rate(fps, frames)
         self.ids = [f"arena-{i}" for i in range(int(streams))]
@@ -271,23 +291,12 @@ class ArenaSource:
             for sid in self.ids:
                 controls.setdefault(sid, ArenaControl())
         self.clock = clock
-        self.missed: dict[str, int] = {}
-        self.errors: list[str] = []
 
     def stream_ids(self) -> list[str]:
         return list(self.ids)
 
     def open(self, stream_id: str) -> _ArenaStream:
         return _ArenaStream(stream_id, self, self.ids.index(stream_id))
-
-    def warm_up(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def metrics(self) -> dict[str, Any]:
-        return {"missed_ticks": dict(self.missed), "errors": list(self.errors)}
 
 
 # -- recorded streams ----------------------------------------------------------
@@ -379,7 +388,7 @@ class _ReplayStream:
         return None
 
 
-class ReplaySource:
+class ReplaySource(SourceBase):
     """Replays recorded streams (folders with ``index.jsonl`` + image files).
 
     Each recording is one partition and stream (``stream_id`` = the folder's
@@ -387,8 +396,6 @@ class ReplaySource:
     capture times; ``pace`` is ``"recorded"`` (at the recorded pace, times
     ``speed``) or ``"fast"`` (as fast as the flow takes them).
     """
-
-    name = "capture"
 
     def __init__(
         self,
@@ -399,6 +406,7 @@ class ReplaySource:
         frames: int = 0,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        super().__init__()
         if pace not in ("recorded", "fast"):
             msg = (
                 f"capture.options.pace = {pace!r} is not valid; expected one of 'recorded', 'fast'"
@@ -418,19 +426,9 @@ class ReplaySource:
         self.speed = float(speed)
         self.frames = frames
         self.clock = clock
-        self.errors: list[str] = []
 
     def stream_ids(self) -> list[str]:
         return list(self.paths)
 
     def open(self, stream_id: str) -> _ReplayStream:
         return _ReplayStream(stream_id, self.paths[stream_id], self)
-
-    def warm_up(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def metrics(self) -> dict[str, Any]:
-        return {"missed_ticks": {}, "errors": list(self.errors)}

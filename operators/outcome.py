@@ -55,23 +55,13 @@ class Outcome:
     @classmethod
     def failed(cls, frame: Frame, reason: str, detail: str = "") -> Outcome:
         return cls(
-            frame.stream_id,
-            frame.seq,
-            Status.FAILED,
-            frame.captured_at,
-            reason=reason,
-            detail=detail,
+            frame.stream_id, frame.seq, Status.FAILED, frame.captured_at, None, reason, detail
         )
 
     @classmethod
     def dropped(cls, frame: Frame, reason: str, detail: str = "") -> Outcome:
         return cls(
-            frame.stream_id,
-            frame.seq,
-            Status.DROPPED,
-            frame.captured_at,
-            reason=reason,
-            detail=detail,
+            frame.stream_id, frame.seq, Status.DROPPED, frame.captured_at, None, reason, detail
         )
 
     @classmethod

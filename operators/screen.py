@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.capture import Pacer, check_rate
+from operators.capture import Pacer, SourceBase, check_rate
 from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError
 from operators.frame import Frame
@@ -81,7 +81,7 @@ class _ScreenStream:
         self.sct.close()
 
 
-class ScreenSource:
+class ScreenSource(SourceBase):
     """Frames of the live screen, one stream (``stream_id``).
 
     ``monitor`` is mss's monitor index (1 = the first screen, 0 = all of them);
@@ -89,8 +89,6 @@ class ScreenSource:
     monitor) captures part of it. ``fps`` 0 grabs as fast as the flow takes
     frames; ``frames`` 0 runs until the run is stopped.
     """
-
-    name = "capture"
 
     def __init__(
         self,
@@ -104,6 +102,7 @@ class ScreenSource:
         max_errors: int = 30,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        super().__init__()
         check_rate(fps, frames)
         at_least("capture.options.max_errors", max_errors, 0)
         if region is not None:
@@ -124,8 +123,6 @@ class ScreenSource:
         self.stream_id = stream_id
         self.max_errors = max_errors
         self.clock = clock
-        self.missed: dict[str, int] = {}
-        self.errors: list[str] = []
         # Fail at build time, with the display's name, if there is no screen to grab.
         sct = self._open()
         try:
@@ -178,12 +175,3 @@ class ScreenSource:
 
     def open(self, stream_id: str) -> _ScreenStream:
         return _ScreenStream(self)
-
-    def warm_up(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def metrics(self) -> dict[str, Any]:
-        return {"missed_ticks": dict(self.missed), "errors": list(self.errors)}

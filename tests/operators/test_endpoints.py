@@ -6,8 +6,9 @@ from operators.endpoints import AdaptivePolicy, BreakerPolicy, EndpointState, Ro
 from operators.testing import FakeClock
 
 
-def _router(*limits, breaker=BreakerPolicy(), adaptive=AdaptivePolicy()):
+def _router(*limits, breaker=None, adaptive=None):
     clock = FakeClock(0.0)
+    breaker, adaptive = breaker or BreakerPolicy(), adaptive or AdaptivePolicy()
     eps = [
         EndpointState(f"http://e{i}", limit, adaptive=adaptive, breaker=breaker)
         for i, limit in enumerate(limits)

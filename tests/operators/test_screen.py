@@ -38,8 +38,10 @@ def display():
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
     name = f":{n}"
+    # -noreset: by default Xvfb resets itself when its last client disconnects, and a
+    # client connecting during that reset is refused ("connection reset by peer").
     proc = subprocess.Popen(
-        ["Xvfb", name, "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp"],
+        ["Xvfb", name, "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
