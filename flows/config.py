@@ -124,6 +124,9 @@ class RunConfig:
     """Seconds between live status lines on stderr (0 turns them off)."""
     summary: bool = True
     """Print the summary (ledger, throughput, latency, HUD accuracy) when the flow ends."""
+    shutdown_ms: float = 2000.0
+    """On SIGINT / SIGTERM (or ``Pipeline.stop()``, the env's ``close()``): how long work in
+    flight may still finish; what is left then is ``failed(timeout)`` / ``dropped(shutdown)``."""
 
 
 @dataclass(frozen=True)

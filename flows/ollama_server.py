@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import logging
 import random
@@ -141,8 +142,9 @@ class OllamaServer:
         self._scripted: deque[str] = deque()
         self._stopping = threading.Event()
         self._local: Any = None
+        self._conns: set[socket.socket] = set()  # open client connections, cut by stop()
         handler = type("Handler", (_Handler,), {"server_ref": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _QuietServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.httpd.request_queue_size = 256
         self._thread: threading.Thread | None = None
@@ -175,9 +177,16 @@ class OllamaServer:
         return self
 
     def stop(self) -> None:
+        """Stop as a server that goes away does: no new connections, and the open ones
+        (kept alive by clients) are cut, so calls in flight fail and clients notice."""
         self._stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -238,6 +247,16 @@ class OllamaServer:
         }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-reply (its deadline, its shutdown) is routine, not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            logger.debug("client %s went away mid-reply", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_ref: OllamaServer
     protocol_version = "HTTP/1.1"
@@ -245,6 +264,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         logger.debug("%s " + format, self.address_string(), *args)
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server_ref._lock:
+            self.server_ref._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server_ref._lock:
+            self.server_ref._conns.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     # -- plumbing ------------------------------------------------------------------
     def _send_json(self, status: int, obj: Any, *, ndjson: bool = False) -> None:

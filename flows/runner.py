@@ -117,11 +117,13 @@ class Pipeline:
         return self.runtime.reporter.finish()
 
     def stop(self, timeout: float = 30.0) -> dict[str, Any]:
-        """End the source, let in-flight work finish, join the threads; returns the summary."""
-        self.runtime.stop.set()
+        """End the sources now; work in flight has ``[run] shutdown_ms`` to finish, what is
+        left is ``failed(timeout)`` / ``dropped(shutdown)``. Joins the threads; returns the
+        summary (``TimeoutError`` if the flow is not over within ``timeout`` s)."""
+        self.runtime.shutdown("Pipeline.stop()")
         if self._thread is None:
             self.runtime.close()
-            return self.runtime.reporter.summary()
+            return self.runtime.reporter.finish()
         return self.wait(timeout)
 
     def __enter__(self) -> Pipeline:

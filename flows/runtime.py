@@ -12,7 +12,9 @@ names a file.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -33,7 +35,37 @@ from operators.stats import percentiles
 from operators.truth import HUD_FIELDS
 from sinks.memory import ObservationStore
 
-__all__ = ["Reporter", "Runtime", "SourceStage"]
+__all__ = ["Reporter", "Runtime", "SourceStage", "stop_on_signals"]
+
+logger = logging.getLogger(__name__)
+
+
+def stop_on_signals(stop: threading.Event, on_stop: Any, note: str = "") -> None:
+    """Make SIGINT and SIGTERM call ``on_stop(signal_name)`` once; a second signal, once
+    ``stop`` is set, exits the process at once.
+
+    Only from the main thread (Python's rule); Bytewax's run loop lets the handler
+    run, and the flow then ends by itself (its sources see the stop), summary and all.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            print(f"[framewax] {name} again: exiting now", file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        extra = f"; {note}" if note else ""
+        print(
+            f"[framewax] {name}: stopping{extra} (again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        on_stop(name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
 
 class SourceStage:
     """The capture step as a :class:`~operators.stage.Stage`, whatever the source is
@@ -79,6 +111,34 @@ class Runtime:
     def __post_init__(self) -> None:
         self.store = ObservationStore(self.config.sink.history)
         self.reporter = Reporter(self)
+
+    stop_at: float | None = None
+    """When the run was told to stop (``shutdown``), epoch seconds."""
+    exit_code: int = 0
+    """What a standalone run exits with: non-zero when its ledger did not balance."""
+
+    def shutdown(self, why: str = "stop") -> None:
+        """End every source now; work in flight may finish for ``[run] shutdown_ms``."""
+        if self.stop_at is None:
+            self.stop_at = time.time()
+            logger.info("framewax: %s: stopping, draining for up to %.0f ms", why, self.shutdown_ms)
+        self.stop.set()
+
+    @property
+    def shutdown_ms(self) -> float:
+        return self.config.run.shutdown_ms
+
+    def drain_until(self) -> float | None:
+        """When end-of-stream drains must be done by: ``shutdown_ms`` after a stop, else
+        ``None`` (each item's own deadline: a finite stream that ended is not cut short)."""
+        if self.stop_at is None:
+            return None
+        return self.stop_at + self.shutdown_ms / 1000.0
+
+    def handle_signals(self) -> None:
+        """SIGINT / SIGTERM stop the run cleanly (a second one exits at once)."""
+        note = f"work in flight has {self.shutdown_ms:.0f} ms to finish"
+        stop_on_signals(self.stop, self.shutdown, note)
 
     def stage(self, name: str) -> Stage:
         try:
@@ -178,12 +238,20 @@ class Reporter:
             last = self.closed >= self.partitions
         if last:
             self.finish()
+            if self.rt.report:
+                # A standalone run (bytewax.run) has no owner to close its stages: close them
+                # now, so calls still hanging are aborted instead of holding the exit.
+                self.rt.close()
 
     def finish(self) -> dict[str, Any]:
-        """Build the summary; print and write it once (when the run reports)."""
+        """The run has ended: close the ledger, build the summary; print and write it once
+        (when the run reports). A ledger that does not balance sets a non-zero exit code."""
         if self.t_end is None:
             self.t_end = time.time()
+        self.rt.ledger.end()
         summary = self.summary()
+        if not summary["ledger"]["balanced"]:
+            self.rt.exit_code = 1
         if self.rt.report and not self.summary_written:
             self.summary_written = True
             if self.rt.config.run.summary:
@@ -238,6 +306,12 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(
         f"  ledger: captured {led['captured']} = {resolved} resolved + {led['in_flight']} in flight ({ok})"
     )
+    if led.get("unresolved"):
+        lines.append(
+            f"    INCOMPLETE: {led['unresolved']} frames were still unresolved when the run ended"
+        )
+    if led.get("violation_count"):
+        lines.append(f"    {led['violation_count']} contract violations; the first:")
     for v in led["violations"]:
         lines.append(f"    violation: {v}")
     lat, acc = s["latency_ms"], s["hud_accuracy"]
@@ -245,11 +319,12 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  throughput             {s['fps']:8.1f} frames/s  ({s['processed_fps']:.1f} processed/s)"
     )
     lines.append(f"  latency capture→obs    p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms")
-    vis = s["vision"]
-    lines.append(
-        f"  vision ({vis['backend']})      {vis['completed']} calls, p50 {vis['call_ms']['p50']:.1f} ms, "
-        f"peak {vis['peak_in_flight']} in flight"
-    )
+    vis = s.get("vision", {})
+    if vis:
+        lines.append(
+            f"  vision ({vis['backend']})      {vis['completed']} calls, "
+            f"p50 {vis['call_ms']['p50']:.1f} ms, peak {vis['peak_in_flight']} in flight"
+        )
     for ep in vis.get("endpoints", []):
         fails = ", ".join(f"{k} {v}" for k, v in sorted(ep["failures"].items())) or "none"
         lines.append(
@@ -257,8 +332,11 @@ def format_summary(s: dict[str, Any]) -> str:
             f"peak {ep['peak_in_flight']}/{ep['limit']} in flight, breaker {ep['breaker']}, "
             f"p50 {ep['latency_ms']['p50']:.0f} ms; failures: {fails}"
         )
-    b = s["batch"]
-    lines.append(f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}")
+    b = s.get("batch")
+    if b:
+        lines.append(
+            f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}"
+        )
     if acc["frames"]:
         fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items())
         lines.append(
@@ -267,6 +345,9 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
     else:
         lines.append("  HUD accuracy           n/a (no ground truth)")
-    for err in s["capture"]["errors"]:
+    cap = s.get("capture", {})
+    for err in cap.get("errors", []):
         lines.append(f"  capture error: {err}")
+    if cap.get("error_count", 0) > len(cap.get("errors", [])):
+        lines.append(f"  ... {cap['error_count']} capture errors in all")
     return "\n".join(lines)

@@ -13,7 +13,9 @@ steps come from :mod:`operators.steps`.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,19 +87,20 @@ def build(
     )
 
     flow = Dataflow("framewax_vision")
+    until = rt.drain_until  # drains end by then after a stop (signal, stop(), close())
     frames = capture("capture", flow, source, on_capture=rt.ledger.captured, stop=rt.stop)
     # (stream_id, Frame)
     checked = dedup("dedup", frames, dedup_stage)
     # kept / encode_only: (stream_id, Frame); parts: (stream_id, VisionResult | CacheEntry);
     # skipped: (stream_id, Outcome)
-    readings = call_vision("vision", checked.kept, vision)
+    readings = call_vision("vision", checked.kept, vision, until)
     # (stream_id, VisionResult | Outcome)
     to_encode = op.merge("to_encode", checked.kept, checked.encode_only)
-    encoded = batch_encode("encode", to_encode, encode)
+    encoded = batch_encode("encode", to_encode, encode, until)
     # (stream_id, Encoded | Outcome)
     parts = op.merge("parts", readings, encoded, checked.parts, checked.skipped)
     # (stream_id, VisionResult | Encoded | Outcome | CacheEntry)
-    resolved = order_by_seq("order", parts, order)
+    resolved = order_by_seq("order", parts, order, until)
     # (stream_id, Observation | Outcome): one per seq, in seq order
     op.output(
         "memory",
@@ -116,11 +119,26 @@ def build(
 def build_flow(
     config: str | os.PathLike[str] | FlowConfig | dict[str, Any] | None = None,
 ) -> Dataflow:
-    """The dataflow alone, for ``python -m bytewax.run "flows.vision:build_flow('my.toml')"``:
-    it reports its own status line and summary, and loads its models before it returns."""
+    """The dataflow alone, for ``python -m bytewax.run "flows.vision:build_flow('my.toml')"``.
+
+    It loads its models before it returns, reports its own status line and
+    summary, stops cleanly on SIGINT / SIGTERM, and makes the process exit
+    non-zero if its ledger does not balance.
+    """
     built = build(config)
-    built.runtime.warm_up()
+    rt = built.runtime
+    rt.handle_signals()  # first: a Ctrl-C while the models load stops cleanly too
+    atexit.register(_exit_code, rt)
+    rt.warm_up()
     return built.flow
+
+
+def _exit_code(rt: Runtime) -> None:
+    """At exit: a run whose ledger did not balance ends the process with its code."""
+    if rt.exit_code:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rt.exit_code)
 
 
 _flow: Dataflow | None = None

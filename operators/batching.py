@@ -15,6 +15,7 @@ adapts it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ class BatchMetrics:
     compute_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     size_cap: int = 0
     """The batch-size cap now (``max_size``, or the autotuner's choice)."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Held while updating: several workers of one process share these counters."""
 
 
 class SizeTuner:
@@ -201,15 +204,16 @@ class EncodeStage:
 
     def metrics(self) -> dict[str, Any]:
         m = self.stats
-        return {
-            "batches": m.batches,
-            "frames": m.frames,
-            "mean_size": m.frames / m.batches if m.batches else 0.0,
-            "window_wait_ms": percentiles(m.wait_ms),
-            "compute_ms": percentiles(m.compute_ms),
-            "size_cap": m.size_cap,
-            "device": str(getattr(self.encoder, "loaded_device", "")),
-        }
+        with m.lock:
+            return {
+                "batches": m.batches,
+                "frames": m.frames,
+                "mean_size": m.frames / m.batches if m.batches else 0.0,
+                "window_wait_ms": percentiles(m.wait_ms),
+                "compute_ms": percentiles(m.compute_ms),
+                "size_cap": m.size_cap,
+                "device": str(getattr(self.encoder, "loaded_device", "")),
+            }
 
 
 @dataclass
@@ -296,7 +300,8 @@ class BatchWindow:
 
     # -- the window ------------------------------------------------------------------
     def _cut(self, now: float) -> None:
-        self.stage.stats.wait_ms.append((now - self.first_at) * 1000.0)
+        with self.stage.stats.lock:
+            self.stage.stats.wait_ms.append((now - self.first_at) * 1000.0)
         self.ready.append((self.buffer, now))
         self.buffer = []
 
@@ -338,10 +343,12 @@ class BatchWindow:
         """Count a batch; its compute time (send → harvest, on the stage's clock) tunes the cap."""
         m = self.stage.stats
         compute_ms = (now - run.started) * 1000.0
-        m.compute_ms.append(compute_ms)
         n = len(run.frames)
         if self.tuner is not None:
-            self.cap = m.size_cap = self.tuner.measured(n, compute_ms)
-        m.batches += 1
-        m.frames += n
-        m.sizes.append(n)
+            self.cap = self.tuner.measured(n, compute_ms)
+        with m.lock:
+            m.compute_ms.append(compute_ms)
+            m.size_cap = self.cap
+            m.batches += 1
+            m.frames += n
+            m.sizes.append(n)

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +30,7 @@ from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError, RecordingError
 from operators.frame import Frame
 from operators.options import at_least, greater_than
+from operators.reading import HUD_FIELDS
 from operators.truth import GroundTruth
 
 __all__ = [
@@ -36,6 +39,7 @@ __all__ = [
     "ArenaSource",
     "CaptureStage",
     "FrameStream",
+    "IndexEntry",
     "Pacer",
     "ReplaySource",
     "SourceBase",
@@ -178,13 +182,25 @@ class Pacer:
 
 class SourceBase:
     """What the capture stages here share: the step's name, the counters the summary
-    reports (ticks missed per stream, errors that ended a stream), no lifecycle."""
+    reports (ticks missed per stream, capture errors), no lifecycle."""
 
     name = "capture"
+    MAX_ERRORS_KEPT = 100
 
     def __init__(self) -> None:
         self.missed: dict[str, int] = {}
         self.errors: list[str] = []
+        """The first ``MAX_ERRORS_KEPT`` capture errors, each naming its file or display."""
+        self.error_count = 0
+        self._errors_lock = threading.Lock()
+
+    def report_error(self, text: str, *, fatal: bool = False) -> None:
+        """Log a capture error and keep it for the summary (``fatal``: it ended a stream)."""
+        (logger.error if fatal else logger.warning)("capture: %s", text)
+        with self._errors_lock:
+            self.error_count += 1
+            if len(self.errors) < self.MAX_ERRORS_KEPT:
+                self.errors.append(text)
 
     def warm_up(self) -> None:
         return None
@@ -193,7 +209,12 @@ class SourceBase:
         return None
 
     def metrics(self) -> dict[str, Any]:
-        return {"missed_ticks": dict(self.missed), "errors": list(self.errors)}
+        with self._errors_lock:
+            return {
+                "missed_ticks": dict(self.missed),
+                "errors": list(self.errors),
+                "error_count": self.error_count,
+            }
 
 
 def check_rate(fps: Any, frames: Any) -> None:
@@ -302,28 +323,79 @@ class ArenaSource(SourceBase):
 # -- recorded streams ----------------------------------------------------------
 
 
-def read_index(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_no, entry)`` of a recording's ``index.jsonl``.
+@dataclass(frozen=True)
+class IndexEntry:
+    """One checked line of a recording's ``index.jsonl``."""
 
-    Raises :class:`RecordingError` naming the file and line on damage, after
-    yielding every good line before it.
+    line: int
+    file: str | None
+    """The frame's image, relative to the recording (``None``: a failed capture)."""
+    error: str | None
+    """Why the capture failed when it was recorded."""
+    captured_at: float | None
+    truth: GroundTruth | None
+
+
+def _entry(index: Path, no: int, line: str) -> IndexEntry:
+    """Parse and check one index line; every problem names the file, the line and the field."""
+
+    def bad(what: str) -> RecordingError:
+        return RecordingError(f"{index}:{no}: {what}")
+
+    try:
+        data = json.loads(line)
+    except ValueError as ex:
+        raise bad(f"corrupt or truncated index line ({ex})") from ex
+    if not isinstance(data, dict):
+        raise bad(f"expected a JSON object, got {type(data).__name__}")
+    file, error = data.get("file"), data.get("error")
+    if file is None and error is None:
+        raise bad("entry needs a 'file' (or the 'error' of a failed capture)")
+    if file is not None:
+        if not isinstance(file, str) or not file:
+            raise bad(f"file = {file!r}: expected a path relative to the recording")
+        if Path(file).is_absolute() or ".." in Path(file).parts:
+            raise bad(f"file = {file!r}: must stay inside the recording's folder")
+    if error is not None and not isinstance(error, str):
+        raise bad(f"error = {error!r}: expected a string")
+    at = data.get("captured_at")
+    if at is not None and (
+        isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at)
+    ):
+        raise bad(f"captured_at = {at!r}: expected a number (epoch seconds)")
+    truth = _truth(data.get("truth"), bad)
+    return IndexEntry(no, file, error, None if at is None else float(at), truth)
+
+
+def _truth(raw: Any, bad: Callable[[str], RecordingError]) -> GroundTruth | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise bad(f"truth = {raw!r}: expected an object")
+    for key in HUD_FIELDS:
+        v = raw.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise bad(f"truth.{key} = {v!r}: expected an integer >= 0")
+    try:
+        return GroundTruth.from_dict(raw)
+    except (KeyError, TypeError, ValueError) as ex:
+        raise bad(f"truth: {ex}") from ex
+
+
+def read_index(path: Path) -> Iterable[IndexEntry]:
+    """Yield the checked lines of a recording's ``index.jsonl``.
+
+    Raises :class:`RecordingError` naming the file, the line and the field on
+    damage, after yielding every good line before it.
     """
     index = path / INDEX_NAME
     if not index.is_file():
         msg = f"{path}: not a recorded stream (no {INDEX_NAME})"
         raise RecordingError(msg)
-    with index.open("r", encoding="utf-8") as fh:
+    with index.open("r", encoding="utf-8", errors="replace") as fh:
         for no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                if not isinstance(entry, dict) or ("file" not in entry and "error" not in entry):
-                    raise ValueError("entry needs a 'file' (or the 'error' of a failed capture)")
-            except ValueError as ex:
-                msg = f"{index}:{no}: corrupt or truncated index line ({ex})"
-                raise RecordingError(msg) from ex
-            yield no, entry
+            if line.strip():
+                yield _entry(index, no, line)
 
 
 class _ReplayStream:
@@ -336,7 +408,7 @@ class _ReplayStream:
         self.t0_rec: float | None = None
         self.t0 = src.clock.now()
         self.next_at: float | None = None
-        self.pending: tuple[int, dict[str, Any]] | None = None
+        self.pending: IndexEntry | None = None
 
     def next_frames(self) -> list[Frame]:
         if 0 < self.src.frames <= self.seq:
@@ -347,37 +419,37 @@ class _ReplayStream:
             except RecordingError as ex:
                 # The frames before the damage were delivered; end this stream
                 # here, and say where and why in the log and the run summary.
-                logger.error("replay %s stopped: %s", self.stream_id, ex)
-                self.src.errors.append(str(ex))
+                self.src.report_error(f"replay {self.stream_id} stopped: {ex}", fatal=True)
                 raise StopIteration from ex
-        no, entry = self.pending
-        if self.src.pace == "recorded":
-            rec_t = float(entry.get("captured_at", 0.0))
+        entry = self.pending
+        if self.src.pace == "recorded" and entry.captured_at is not None:
             if self.t0_rec is None:
-                self.t0_rec = rec_t
-            due = self.t0 + (rec_t - self.t0_rec) / self.src.speed
+                self.t0_rec = entry.captured_at
+            due = self.t0 + (entry.captured_at - self.t0_rec) / self.src.speed
             if self.src.clock.now() < due:
                 self.next_at = due
                 return []
         self.pending = None
-        return [self._load(no, entry)]
+        return [self._load(entry)]
 
-    def _load(self, no: int, entry: dict[str, Any]) -> Frame:
-        truth = GroundTruth.from_dict(entry["truth"]) if entry.get("truth") else None
-        error = None
-        if "file" not in entry:  # a capture that failed when it was recorded
-            error = f"{self.path} (index line {no}): recorded failure: {entry['error']}"
-            image = None
+    def _load(self, entry: IndexEntry) -> Frame:
+        image = None
+        if entry.file is None:  # a capture that failed when it was recorded
+            error = f"{self.path} (index line {entry.line}): recorded failure: {entry.error}"
         else:
-            file = self.path / str(entry["file"])
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            file = self.path / entry.file
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR) if file.is_file() else None
+            error = None
             if image is None:
-                error = f"{file} (index line {no}): cannot decode image"
+                why = "cannot decode image" if file.is_file() else "no such file"
+                error = f"{file} (index line {entry.line}): {why}"
+                self.src.report_error(error)
         if image is None:
             image = np.zeros((0, 0, 3), np.uint8)
         else:
             image = np.ascontiguousarray(image[..., ::-1])
-        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), image, truth, error=error)
+        now = self.src.clock.now()
+        frame = Frame(self.stream_id, self.seq, now, image, entry.truth, error=error)
         self.seq += 1
         return frame
 

@@ -14,7 +14,8 @@ per output). No Bytewax here: :mod:`operators.steps` adapts it.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -307,7 +308,12 @@ class DedupStage:
                 "dedup.routes and dedup.cache_size need one that can (e.g. 'regions')"
             )
             raise ConfigError(msg)
-        self.counts: dict[str, int] = {"model": 0, "duplicate": 0, "cached": 0, "routed": 0}
+        self.counts: Counter[str] = Counter(model=0, duplicate=0, cached=0, routed=0)
+        self.lock = threading.Lock()
+
+    def count(self, what: str) -> None:
+        with self.lock:
+            self.counts[what] += 1
 
     def for_stream(self) -> DedupLogic:
         return DedupLogic(self)
@@ -319,7 +325,9 @@ class DedupStage:
         return None
 
     def metrics(self) -> dict[str, Any]:
-        return {"detector": type(self.detector).__name__ if self.detector else None, **self.counts}
+        with self.lock:
+            counts = dict(self.counts)
+        return {"detector": type(self.detector).__name__ if self.detector else None, **counts}
 
 
 class DedupLogic:
@@ -354,17 +362,17 @@ class DedupLogic:
     # -- logic -----------------------------------------------------------------------
     def route(self, frame: Frame) -> list[tuple[Tag, Any]]:
         """Where one frame goes: see :data:`Tag`."""
-        st, counts = self.stage, self.stage.counts
+        st = self.stage
         problem = frame.image_error()
         if problem is not None:
             return [("skip", Outcome.failed(frame, "capture", problem))]
         detector = st.detector
         if detector is None:
-            counts["model"] += 1
+            st.count("model")
             return [("model", frame)]
         sig = detector.signature(frame.image)
         if self.last_seq is not None and detector.same(self.last_sig, sig):
-            counts["duplicate"] += 1
+            st.count("duplicate")
             return [("skip", Outcome.duplicate(frame, of=self.last_seq))]
         scene = st.classifier.classify(sig) if st.classifier is not None else None
         cache = self.cache if scene in st.cache_scenes else None
@@ -372,19 +380,19 @@ class DedupLogic:
             hit = cache.find(sig)
             if hit is not None:
                 self.last_seq, self.last_sig = hit, sig
-                counts["cached"] += 1
+                st.count("cached")
                 return [("skip", Outcome.cached(frame, of=hit))]
         route = Route.MODEL if scene is None else st.routes.get(scene, Route.MODEL)
         if route is Route.DROP and scene is not None:
-            counts["routed"] += 1
+            st.count("routed")
             reason = f"scene_{scene.value}"
             return [("skip", Outcome.dropped(frame, reason, "routed to drop by dedup.routes"))]
         self.last_seq, self.last_sig = frame.seq, sig
         if route is Route.CLASSIFY and scene is not None:
-            counts["routed"] += 1
+            st.count("routed")
             reading = VisionResult(frame.stream_id, frame.seq, scene=scene, backend="scene")
             return [("encode", frame), ("part", reading)]
-        counts["model"] += 1
+        st.count("model")
         out: list[tuple[Tag, Any]] = [("model", frame)]
         if cache is not None:
             cache.add(frame.seq, sig)

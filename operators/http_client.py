@@ -356,6 +356,8 @@ class JsonClient:
             _GuardedHTTPSConnection if split.scheme == "https" else _GuardedHTTPConnection
         )
         self._closed = False
+        self._active: set[_Guard] = set()  # requests in flight, aborted by close()
+        self._lock = threading.Lock()
         _WATCHDOG.hold()
 
     def post(
@@ -384,6 +386,10 @@ class JsonClient:
         t0 = time.monotonic()
         deadline = t0 + deadline_s
         guard = _Guard(deadline)
+        with self._lock:
+            if self._closed:
+                raise VisionError("connection", f"{method} {self.base_url}{path}: client closed")
+            self._active.add(guard)
         token = _WATCHDOG.schedule(deadline, guard.kill)
         _current.guard = guard
         try:
@@ -419,10 +425,18 @@ class JsonClient:
         finally:
             _current.guard = None
             _WATCHDOG.cancel(token)
+            with self._lock:
+                self._active.discard(guard)
 
     def close(self) -> None:
-        """Close the connections; the last client to close lets the watchdog thread end."""
-        if not self._closed:
+        """Abort the requests in flight (their sockets are shut down, they fail at once) and
+        close the connections; the last client to close lets the watchdog thread end."""
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self.pool.close()
-            _WATCHDOG.release()
+            active = list(self._active)
+        for guard in active:
+            guard.kill()
+        self.pool.close()
+        _WATCHDOG.release()

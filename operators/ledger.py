@@ -4,6 +4,8 @@
 ``in_flight`` is the set of seqs captured and not yet resolved, kept per
 stream. A seq resolved twice, or resolved without having been captured, is
 counted as a contract violation (``violations``), never silently merged.
+Once the run has ended (:meth:`Ledger.end`), frames still in flight are
+unresolved: the ledger is then balanced only if there are none.
 
 Thread-safe: the source records captures on a Bytewax worker thread, the sink
 records outcomes on (possibly another) worker thread, and the env reads
@@ -32,7 +34,11 @@ class Ledger:
     >>> ledger.record(Outcome("s", 0, Status.PROCESSED))
     >>> ledger.balanced()
     True
+    >>> ledger.captured("s", 1); ledger.end(); ledger.balanced()
+    False
     """
+
+    MAX_VIOLATIONS_KEPT = 20
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -41,12 +47,26 @@ class Ledger:
         self._status: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
         self.violations: list[str] = []
+        """The first ``MAX_VIOLATIONS_KEPT`` violations, described."""
+        self.violation_count = 0
+        """Every violation, counted."""
+        self.ended = False
+
+    def _violation(self, text: str) -> None:
+        self.violation_count += 1
+        if len(self.violations) < self.MAX_VIOLATIONS_KEPT:
+            self.violations.append(text)
+
+    def end(self) -> None:
+        """The run is over: what is still in flight now will never be resolved."""
+        with self._lock:
+            self.ended = True
 
     def captured(self, stream_id: str, seq: int) -> None:
         with self._lock:
             open_ = self._open.setdefault(stream_id, set())
             if seq in open_:
-                self.violations.append(f"{stream_id}#{seq} captured twice")
+                self._violation(f"{stream_id}#{seq} captured twice")
                 return
             open_.add(seq)
             self._captured += 1
@@ -55,7 +75,7 @@ class Ledger:
         with self._lock:
             open_ = self._open.get(outcome.stream_id)
             if open_ is None or outcome.seq not in open_:
-                self.violations.append(
+                self._violation(
                     f"{outcome.stream_id}#{outcome.seq} resolved as {outcome.label} "
                     "but it is not in flight (resolved twice or never captured)"
                 )
@@ -86,13 +106,20 @@ class Ledger:
             return dict(self._reasons)
 
     def balanced(self) -> bool:
+        """Every captured frame accounted for, no violation, and, once the run has
+        ended, none left unresolved."""
         c = self.counts()
         resolved = sum(c[s.value] for s in Status)
-        return c["captured"] == resolved + c["in_flight"] and not self.violations
+        if self.violation_count or c["captured"] != resolved + c["in_flight"]:
+            return False
+        return not (self.ended and c["in_flight"])
 
     def summary(self) -> dict[str, Any]:
         c: dict[str, Any] = self.counts()
         c["reasons"] = self.reasons()
         c["balanced"] = self.balanced()
-        c["violations"] = list(self.violations[:20])
+        c["ended"] = self.ended
+        c["unresolved"] = c["in_flight"] if self.ended else 0
+        c["violation_count"] = self.violation_count
+        c["violations"] = list(self.violations)
         return c

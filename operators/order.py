@@ -13,6 +13,7 @@ A ``seq`` whose result does not come within ``gap_deadline_ms`` is emitted as
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,9 +49,19 @@ class OrderPolicy:
 
 @dataclass
 class OrderMetrics:
+    """Counters of the order step, shared by its streams."""
+
     late: int = 0
+    """Halves that came after their seq was emitted (discarded)."""
     timeouts: int = 0
+    """Seqs emitted as failed because their parts did not come in time."""
     max_pending: int = 0
+    """Most seqs one stream held waiting for the head."""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
 
 
 @dataclass
@@ -83,7 +94,8 @@ class OrderStage:
 
     def metrics(self) -> dict[str, Any]:
         m = self.stats
-        return {"late": m.late, "timeouts": m.timeouts, "max_pending": m.max_pending}
+        with m.lock:
+            return {"late": m.late, "timeouts": m.timeouts, "max_pending": m.max_pending}
 
 
 class Resequencer:
@@ -137,14 +149,16 @@ class Resequencer:
             self._pin(seq)
             return
         if seq < self.next_seq:
-            self.metrics.late += 1
+            self.metrics.count("late")
             return
         slot = self.slots.get(seq)
         if slot is None:
             slot = self.slots[seq] = _Slot(now)
-            self.metrics.max_pending = max(self.metrics.max_pending, len(self.slots))
+            if len(self.slots) > self.metrics.max_pending:
+                with self.metrics.lock:
+                    self.metrics.max_pending = max(self.metrics.max_pending, len(self.slots))
         if slot.outcome is not None:
-            self.metrics.late += 1  # the other half of an already failed/dropped seq
+            self.metrics.count("late")  # the other half of an already failed/dropped seq
         elif isinstance(part, Outcome):
             slot.outcome = part
         elif isinstance(part, VisionResult):
@@ -184,7 +198,7 @@ class Resequencer:
         return out
 
     def _expire(self, seq: int, slot: _Slot | None, final: bool) -> Outcome:
-        self.metrics.timeouts += 1
+        self.metrics.count("timeouts")
         sid = self.stream_id or ""
         if slot is None:
             detail, captured = "no part of this frame arrived", 0.0

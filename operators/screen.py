@@ -62,10 +62,8 @@ class _ScreenStream:
             self.errors_in_row += 1
             detail = f"screen grab of {dict(self.area)} failed: {type(ex).__name__}: {ex}"
             if self.errors_in_row > src.max_errors:
-                src.errors.append(
-                    f"{src.stream_id}: stopped after {src.max_errors} failed grabs; {detail}"
-                )
-                logger.error("%s", src.errors[-1])
+                text = f"{src.stream_id}: stopped after {src.max_errors} failed grabs; {detail}"
+                src.report_error(text, fatal=True)
                 raise StopIteration from ex
             frame = Frame(
                 src.stream_id, self.seq, captured, np.zeros((0, 0, 3), np.uint8), error=detail

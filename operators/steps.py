@@ -19,6 +19,7 @@ run starts each stream's logic empty.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +99,10 @@ def _driven(
 
 
 class _StreamPartition(StatefulSourcePartition[Frame, None]):
+    STOP_CHECK_S = 0.1
+    """A stream waiting longer than this (a recording paced as recorded) is still asked this
+    often, so a stop is seen within it."""
+
     def __init__(self, stream: FrameStream, stop: threading.Event | None) -> None:
         self.stream = stream
         self.stop = stop
@@ -108,7 +113,10 @@ class _StreamPartition(StatefulSourcePartition[Frame, None]):
         return self.stream.next_frames()
 
     def next_awake(self) -> datetime | None:
-        return _utc(self.stream.next_wake())
+        wake = self.stream.next_wake()
+        if wake is not None and self.stop is not None:
+            wake = min(wake, time.time() + self.STOP_CHECK_S)
+        return _utc(wake)
 
     def snapshot(self) -> None:
         return None

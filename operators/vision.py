@@ -104,7 +104,8 @@ class VisionPolicy:
     max_in_flight: int = 2
     """Model calls in flight at once, for the whole step (every stream of this process)."""
     max_pending: int = 32
-    """Frames waiting for a slot, per stream; beyond it the oldest are ``dropped(backlog)``."""
+    """Frames waiting for a slot, per stream; beyond it the oldest are ``dropped(backlog)``
+    (0: no frame waits; one that finds no free slot is dropped)."""
     staleness_ms: float = 2000.0
     """A frame older than this when it would be sent is ``dropped(stale)`` (0 disables)."""
     deadline_ms: float = 10000.0
@@ -117,7 +118,7 @@ class VisionPolicy:
 
     def __post_init__(self) -> None:
         at_least("vision.max_in_flight", self.max_in_flight, 1)
-        at_least("vision.max_pending", self.max_pending, 1)
+        at_least("vision.max_pending", self.max_pending, 0)
         at_least("vision.staleness_ms", self.staleness_ms, 0)
         greater_than("vision.deadline_ms", self.deadline_ms, 0)
         greater_than("vision.poll_ms", self.poll_ms, 0)
@@ -133,6 +134,12 @@ class VisionMetrics:
     failures: Counter[str] = field(default_factory=Counter)
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """Held while updating: several workers of one process share these counters."""
+
+    def fail(self, reason: str) -> None:
+        with self.lock:
+            self.failures[reason] += 1
 
     @property
     def failed(self) -> int:
@@ -172,7 +179,6 @@ class VisionStage:
         self.routed = isinstance(backend, RoutedBackend)
         enforces = isinstance(backend, EnforcesDeadline) and backend.enforces_deadline
         self.grace_ms = 500.0 if enforces else 0.0
-        self._lock = threading.Lock()
 
     def for_stream(self) -> VisionQueue:
         return VisionQueue(self)
@@ -182,24 +188,27 @@ class VisionStage:
             self.backend.warm_up()
 
     def close(self) -> None:
-        self.pool.close()
+        """Close the backend first (an HTTP backend aborts the calls still in flight, whose
+        frames the drain has already resolved), then stop the pool's threads."""
         if isinstance(self.backend, SupportsClose):
             self.backend.close()
+        self.pool.close()
 
     def metrics(self) -> dict[str, Any]:
         m = self.stats
-        out: dict[str, Any] = {
-            "backend": getattr(self.backend, "name", type(self.backend).__name__),
-            "submitted": m.submitted,
-            "completed": m.completed,
-            "failed": m.failed,
-            "call_ms": percentiles(m.latency_ms),
-            "queue_wait_ms": percentiles(m.queue_wait_ms),
-            "peak_in_flight": self.pool.peak,
-            "in_flight": self.pool.in_flight,
-            "limit": self.pool.limit,
-            "failures": dict(m.failures),
-        }
+        with m.lock:
+            out: dict[str, Any] = {
+                "backend": getattr(self.backend, "name", type(self.backend).__name__),
+                "submitted": m.submitted,
+                "completed": m.completed,
+                "failed": m.failed,
+                "call_ms": percentiles(m.latency_ms),
+                "queue_wait_ms": percentiles(m.queue_wait_ms),
+                "peak_in_flight": self.pool.peak,
+                "in_flight": self.pool.in_flight,
+                "limit": self.pool.limit,
+                "failures": dict(m.failures),
+            }
         if isinstance(self.backend, SupportsMetrics):
             eps = self.backend.metrics().get("endpoints", [])
             out["retries"] = sum(e.get("retries", 0) for e in eps)
@@ -257,7 +266,7 @@ class VisionQueue:
             out.extend(self._pump())
         for frame, _sent in self.inflight.values():
             out.append(Outcome.failed(frame, "timeout", f"still in flight {why}"))
-            st.stats.failures["timeout"] += 1
+            st.stats.fail("timeout")
         out.extend(Outcome.dropped(f, "shutdown", f"no slot {why}") for f in self.pending)
         out.extend(self.deferred)
         self.deferred = []
@@ -299,7 +308,7 @@ class VisionQueue:
                 break
             del self.inflight[fut]
             self.progress_at = now  # its slot may free soon: wait a deadline for it
-            st.stats.failures["timeout"] += 1
+            st.stats.fail("timeout")
             out.append(
                 Outcome.failed(frame, "timeout", f"no result within {pol.deadline_ms:.0f} ms")
             )
@@ -342,8 +351,9 @@ class VisionQueue:
                     break
             newest = pol.order is ServeOrder.NEWEST
             f = self.pending.pop() if newest else self.pending.popleft()
-            st.stats.submitted += 1
-            st.stats.queue_wait_ms.append((now - f.captured_at) * 1000.0)
+            with st.stats.lock:
+                st.stats.submitted += 1
+                st.stats.queue_wait_ms.append((now - f.captured_at) * 1000.0)
             fut = st.pool.submit(_timed_infer, st.backend, f, lease)
             self.inflight[fut] = (f, now)
             fut.add_done_callback(self.finished.append)
@@ -363,22 +373,23 @@ class VisionQueue:
         try:
             result, ms = fut.result()
         except StageError as ex:
-            m.failures[ex.reason] += 1
+            m.fail(ex.reason)
             return Outcome.failed(frame, ex.reason, ex.detail)
         except Exception as ex:  # a backend bug must not stop the flow
             logger.exception(
                 "vision backend %s failed on %s#%s", backend.name, frame.stream_id, frame.seq
             )
-            m.failures["error"] += 1
+            m.fail("error")
             return Outcome.failed(frame, "error", f"{type(ex).__name__}: {ex}")
         if not isinstance(result, VisionResult) or (result.stream_id, result.seq) != (
             frame.stream_id,
             frame.seq,
         ):
-            m.failures["error"] += 1
+            m.fail("error")
             return Outcome.failed(
                 frame, "error", f"backend returned {result!r} for seq {frame.seq}"
             )
-        m.completed += 1
-        m.latency_ms.append(ms)
+        with m.lock:
+            m.completed += 1
+            m.latency_ms.append(ms)
         return dataclasses.replace(result, queue_ms=max(0.0, (sent - frame.captured_at) * 1000.0))

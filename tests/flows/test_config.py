@@ -49,6 +49,21 @@ def test_default_config_loads_into_frozen_dataclasses():
         ({"order": {"gap_deadline_ms": 0}}, r"order.gap_deadline_ms = 0.0 .*> 0"),
         ({"capture": {"options": {"fps": -1}}}, r"capture.options.fps = -1 .*>= 0"),
         ({"capture": {"options": {"frames": "many"}}}, r"capture.options.frames = 'many'"),
+        ({"capture": {"options": {"frames": -5}}}, r"capture.options.frames = -5 .*>= 0"),
+        ({"capture": {"options": {"fps": "fast"}}}, r"capture.options.fps = 'fast' .*a number"),
+        ({"capture": {"options": {"streams": 0}}}, r"capture.options.streams = 0 .*>= 1"),
+        ({"vision": {"max_pending": -1}}, r"'vision.max_pending' must be >= 0"),
+        ({"vision": {"poll_ms": 0}}, r"vision.poll_ms = 0.0 .*> 0"),
+        ({"run": {"shutdown_ms": -1}}, r"'run.shutdown_ms' must be >= 0"),
+        ({"run": {"shutdown_ms": "soon"}}, r"'run.shutdown_ms' must be a number"),
+        (
+            {"capture": {"source": "replay", "options": {"paths": "x", "pace": "fast"}}},
+            r"capture.options.paths = 'x': expected a list",
+        ),
+        (
+            {"capture": {"source": "replay", "options": {"paths": ["x"], "speed": 0}}},
+            r"capture.options.speed = 0 .*> 0",
+        ),
         (
             {"capture": {"source": "replay", "options": {"paths": ["x"], "pase": "recorded"}}},
             r"options.pase is not an option",

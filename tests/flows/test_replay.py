@@ -98,6 +98,78 @@ def test_damaged_recording_delivers_frames_before_the_damage(tmp_path):
     assert any("index.jsonl:6" in e for e in summary["capture"]["errors"])
 
 
+def _copy_recording(tmp_path, n, edit_line=None):
+    """The first ``n`` frames of arena_small in a folder of their own; ``edit_line(i, entry)``
+    may rewrite an index entry (a dict) or return a raw line."""
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    out = []
+    for i, line in enumerate((ARENA_SMALL / "index.jsonl").read_text().splitlines()[:n]):
+        entry = json.loads(line)
+        (rec / entry["file"]).parent.mkdir(parents=True, exist_ok=True)
+        (rec / entry["file"]).write_bytes((ARENA_SMALL / entry["file"]).read_bytes())
+        new = edit_line(i, entry) if edit_line else entry
+        out.append(new if isinstance(new, str) else json.dumps(new))
+    (rec / "index.jsonl").write_text("\n".join(out) + "\n")
+    return rec
+
+
+def _replay(rec):
+    over = replay_overrides()
+    over["capture"]["options"]["paths"] = [str(rec)]
+    return Pipeline(overrides=over).wait(120)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("truth.health", "abc", "truth.health = 'abc': expected an integer >= 0"),
+        ("truth.money", -5, "truth.money = -5: expected an integer >= 0"),
+        ("truth.scene", "beach", "truth: 'beach' is not a valid Scene"),
+        ("captured_at", "noon", "captured_at = 'noon': expected a number"),
+        ("file", 7, "file = 7: expected a path relative to the recording"),
+        ("file", "../../etc/passwd", "must stay inside the recording's folder"),
+    ],
+)
+def test_a_bad_index_field_ends_the_stream_there_naming_file_line_and_field(
+    tmp_path, field, value, message
+):
+    def edit(i, entry):
+        if i == 3:
+            if field.startswith("truth."):
+                entry["truth"][field.split(".")[1]] = value
+            else:
+                entry[field] = value
+        return entry
+
+    rec = _copy_recording(tmp_path, 6, edit)
+    summary = _replay(rec)
+    led = summary["ledger"]
+    # the three frames before the damage are delivered and read; no crash, no panic
+    assert led["captured"] == 3 and led["processed"] + led["duplicate"] == 3 and led["balanced"]
+    (error,) = summary["capture"]["errors"]
+    assert f"{rec / 'index.jsonl'}:4: " in error and message in error
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "missing"])
+def test_an_unreadable_frame_fails_alone_naming_its_file(tmp_path, damage):
+    rec = _copy_recording(tmp_path, 6)
+    name = json.loads((rec / "index.jsonl").read_text().splitlines()[2])["file"]
+    png = rec / name
+    if damage == "empty":
+        png.write_bytes(b"")
+    elif damage == "truncated":
+        png.write_bytes(png.read_bytes()[: png.stat().st_size // 3])
+    else:
+        png.unlink()
+    summary = _replay(rec)
+    led = summary["ledger"]
+    assert led["captured"] == 6 and led["balanced"] and led["in_flight"] == 0
+    assert led["reasons"] == {"failed(capture)": 1}
+    (error,) = summary["capture"]["errors"]
+    assert str(png) in error and "(index line 3)" in error
+
+
 def test_recorder_chunks_frames_and_keeps_failed_captures(tmp_path):
     import numpy as np
 

@@ -13,7 +13,6 @@ from operators.frame import Frame
 from operators.outcome import Outcome, Status
 from operators.reading import Scene, VisionResult
 from operators.steps import dedup
-from operators.truth import GroundTruth
 from tests.conftest import ARENA_SMALL
 
 DETECTORS = [RegionDetector(), ThumbnailDetector()]
@@ -122,9 +121,9 @@ def test_disabled_keeps_every_frame():
 
 def _recorded():
     frames = []
-    for _line, entry in read_index(ARENA_SMALL):
-        bgr = cv2.imread(str(ARENA_SMALL / entry["file"]), cv2.IMREAD_COLOR)
-        frames.append((np.ascontiguousarray(bgr[..., ::-1]), GroundTruth.from_dict(entry["truth"])))
+    for entry in read_index(ARENA_SMALL):
+        bgr = cv2.imread(str(ARENA_SMALL / entry.file), cv2.IMREAD_COLOR)
+        frames.append((np.ascontiguousarray(bgr[..., ::-1]), entry.truth))
     return frames
 
 

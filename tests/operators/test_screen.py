@@ -201,9 +201,9 @@ def test_record_the_screen_then_replay_it_through_the_pipeline(display, tmp_path
     run_main(build_record_flow(config, tmp_path / "rec"))
     painter.close()
     stream = tmp_path / "rec" / "screen"
-    entries = [e for _, e in read_index(stream)]
-    assert [e["seq"] for e in entries] == list(range(12))
-    assert all(e["file"].startswith("chunk-00000/") for e in entries)
+    entries = list(read_index(stream))
+    assert [e.line for e in entries] == list(range(1, 13))
+    assert all(e.file.startswith("chunk-00000/") and e.error is None for e in entries)
     overrides = replay_overrides()
     overrides["capture"]["options"]["paths"] = [str(stream)]
     with Pipeline(overrides=overrides) as pipe:

@@ -121,6 +121,14 @@ def test_backlog_beyond_max_pending_drops_the_oldest():
     assert [f.seq for f in q.pending] == [4, 5]
 
 
+def test_max_pending_0_sends_what_free_slots_take_and_waits_for_nothing():
+    stage, clock, ex = _stage(max_in_flight=2, max_pending=0, order="oldest", staleness_ms=0)
+    q = stage.for_stream()
+    out = q.offer(_frames(clock, 3))
+    assert labels(out) == {2: "dropped(backlog)"} and len(ex.waiting) == 2
+    assert list(q.pending) == []
+
+
 def test_a_call_past_its_deadline_fails_and_its_late_result_is_ignored():
     stage, clock, ex = _stage(max_in_flight=1, deadline_ms=50, staleness_ms=0)
     q = stage.for_stream()
