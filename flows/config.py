@@ -29,6 +29,7 @@ from operators.order import OrderPolicy
 from operators.vision import VisionPolicy
 
 __all__ = [
+    "ActionsConfig",
     "BatchConfig",
     "CaptureConfig",
     "DedupConfig",
@@ -103,6 +104,29 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class ActionsConfig:
+    """``[actions]``: how the env's actions reach the game (see :mod:`operators.actions`)."""
+
+    executor: str = "none"
+    """``none`` (observe only), ``xtest`` (X11 keyboard and mouse) or ``"module:attr"`` of an
+    input device (``press``/``release``/``move``...) or of a whole executor (``act``...)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the device (xtest: ``display``, ``window`` = a title: act only
+    while that window has the focus)."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """Key or button per move and command, over Counter-Strike 2's defaults
+    (``forward = "w"``, ``fire = "Button1"``, ``walk = "Shift_L"``...)."""
+    kinds: dict[str, str] = field(default_factory=dict)
+    """``hold``, ``tap`` or ``click`` per command, over the defaults."""
+    turn_px: list[int] = field(default_factory=lambda: [0, -40, 40, -160, 160])
+    """Mouse pixels for turn 0..4."""
+    pitch_px: int = 30
+    """Mouse pixels per pitch level changed."""
+    max_hz: float = 0.0
+    """At most this many inputs a second (0: the env's ``control_hz``, if any)."""
+
+
+@dataclass(frozen=True)
 class EnvConfig:
     max_wait_ms: float = 0.0
     """``step()`` waits up to this long for an observation captured after its action (0: never waits)."""
@@ -138,6 +162,7 @@ class FlowConfig:
     order: OrderConfig = field(default_factory=OrderConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
+    actions: ActionsConfig = field(default_factory=ActionsConfig)
     run: RunConfig = field(default_factory=RunConfig)
     path: str = ""
     """The file this config came from (not a TOML key)."""
@@ -168,8 +193,12 @@ def _section(cls: type, data: Mapping[str, Any], where: str) -> Any:
 def _check_type(key: str, typ: Any, value: Any) -> Any:
     origin = getattr(typ, "__origin__", typ)
     if origin is list:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            msg = f"config key {key!r} must be a list of strings; got {value!r}"
+        (item,) = getattr(typ, "__args__", (str,))
+        ok = isinstance(value, list) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        )
+        if not ok:
+            msg = f"config key {key!r} must be a list of {item.__name__}s; got {value!r}"
             raise ConfigError(msg)
         return list(value)
     if origin is dict:
@@ -205,13 +234,13 @@ def _check_type(key: str, typ: Any, value: Any) -> Any:
 
 
 # The key that names a table's stage; its `options` belong to that stage.
-_STAGE_KEYS = ("source", "detector", "backend", "encoder")
+_STAGE_KEYS = ("source", "detector", "backend", "encoder", "executor")
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """``over`` merged into ``base``, table by table. An override that names another
-    stage (``source``, ``detector``, ``backend``, ``encoder``) starts its ``options``
-    afresh: the base's options were for the stage it replaces."""
+    stage (``source``, ``detector``, ``backend``, ``encoder``, ``executor``) starts its ``options``
+    afresh: the base's options were for the stage it replaces (``executor`` too)."""
     out = dict(base)
     for key in _STAGE_KEYS:
         if key in over and over[key] != base.get(key):

@@ -1,34 +1,44 @@
 """``framewax/VisionPipeline-v0``: a Gymnasium env over the running vision pipeline.
 
 The env runs the dataflow in-process on a background thread, applies each
-action to the game (the arena by default) and returns the freshest
-observation without waiting on the model. Every step's ``info`` says which
-frame the observation came from (``seq``, ``captured_at``), how old it is
-(``age_ms``), whether it predates the action (``stale``) and the ledger.
+action to the game (the arena by default; a real game through the
+``[actions]`` executor) and returns the freshest observation without waiting
+on the model. Every step's ``info`` says which frame the observation came
+from (``seq``, ``captured_at``), how old it is (``age_ms``), whether it
+predates the action (``stale``), whether and when input was sent (``acted``,
+``action_at``) and the ledger. Input held by the executor is released on
+reset, close, an exception in ``step()``, SIGINT, SIGTERM and exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
+import threading
 import time
-from collections.abc import Mapping
-from typing import Any, SupportsFloat
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
-from flows.config import FlowConfig, load_config
+from flows.config import ActionsConfig, FlowConfig, load_config
+from flows.registry import build as build_stage
 from flows.registry import resolve
 from flows.runner import Pipeline
 from flows.spaces import action_space, features, observation_space
+from operators.actions import ActionExecutor, ActResult, InputDevice, Keymap
 from operators.capture import ArenaControl
 from operators.clock import SYSTEM_CLOCK, Clock
 from operators.encoder import OBS_SIZE
+from operators.errors import ConfigError
 from operators.observation import Observation
 from operators.reading import Scene
 from sinks import register_env
 
-__all__ = ["VisionPipelineEnv", "default_reward"]
+__all__ = ["ControlRate", "Executor", "VisionPipelineEnv", "build_executor", "default_reward"]
 
 ObsDict = dict[str, np.ndarray]
 
@@ -50,6 +60,80 @@ def default_reward(prev: Observation | None, obs: Observation) -> tuple[float, b
     if p.money is not None and v.money is not None and v.money > p.money:
         reward += (v.money - p.money) / 300.0
     return reward, False
+
+
+class Executor(Protocol):
+    """What the env drives: :class:`~operators.actions.ActionExecutor` or a config's own."""
+
+    def act(self, action: Sequence[int]) -> ActResult: ...
+
+    def release_all(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def build_executor(cfg: ActionsConfig, control_hz: float = 0.0) -> Executor:
+    """The ``[actions]`` executor: ``none``, ``xtest`` or a ``"module:attr"`` that makes an
+    input device (wrapped in an :class:`ActionExecutor` with the keymap) or a whole executor.
+    A bad key name, display or option fails here, naming it."""
+    made = build_stage("actions.executor", cfg.executor, cfg.options)
+    if not isinstance(made, InputDevice):
+        for method in ("act", "release_all", "reset", "close"):
+            if not callable(getattr(made, method, None)):
+                msg = (
+                    f"actions.executor = {cfg.executor!r} made {type(made).__name__}, which is "
+                    "neither an input device (check/press/release/move/focused/flush/close) "
+                    f"nor an executor (act/release_all/reset/close): it has no {method}()"
+                )
+                raise ConfigError(msg)
+        return made
+    defaults = Keymap()
+    kinds: dict[str, Any] = {**defaults.kinds, **cfg.kinds}
+    keymap = Keymap(
+        keys={**defaults.keys, **cfg.keys},
+        kinds=kinds,
+        turn_px=cfg.turn_px,
+        pitch_px=cfg.pitch_px,
+    )
+    return ActionExecutor(made, keymap, max_hz=cfg.max_hz or control_hz)
+
+
+# Every executor holding input in this process, released on SIGINT, SIGTERM and exit.
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
+_GUARDED = False
+
+
+def _release_everything() -> None:
+    for ex in list(_LIVE):
+        try:
+            ex.release_all()
+        except Exception:  # releasing must not stop the others from releasing
+            continue
+
+
+def _guard(executor: Executor) -> None:
+    """Release ``executor``'s input on SIGINT / SIGTERM (then do what the signal did before)
+    and at exit."""
+    global _GUARDED
+    _LIVE.add(executor)
+    if _GUARDED or threading.current_thread() is not threading.main_thread():
+        return
+    _GUARDED = True
+    atexit.register(_release_everything)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        before = signal.getsignal(sig)
+
+        def on_signal(signum: int, frame: Any, before: Any = before) -> None:
+            _release_everything()
+            if callable(before):
+                before(signum, frame)
+            elif before == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        signal.signal(sig, on_signal)
 
 
 class ControlRate:
@@ -140,6 +224,8 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         )
         hz = cfg.env.control_hz if control_hz is None else float(control_hz)
         self.rate = ControlRate(hz)
+        self.executor = build_executor(cfg.actions, hz)
+        _guard(self.executor)
         self._yielded = 0.0
         self.reward_fn = resolve("env.reward", cfg.env.reward)
         self._stream_id = stream_id
@@ -173,16 +259,23 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
     def _to_obs(self, obs: Observation) -> ObsDict:
         return features(obs)
 
-    def _info(self, obs: Observation, action_seq: int | None) -> dict[str, Any]:
+    def _info(
+        self, obs: Observation, action_seq: int | None, action_at: float | None = None
+    ) -> dict[str, Any]:
+        """Provenance: ``stale`` is true when the frame was captured before the action
+        (by seq for the arena, by time for input sent to a real game)."""
         p = self._ensure_running()
         now = time.time()
+        stale = (action_seq is not None and obs.seq < action_seq) or (
+            action_at is not None and obs.captured_at < action_at
+        )
         return {
             "seq": obs.seq,
             "source_seq": obs.source_seq,
             "status": obs.status.value,
             "captured_at": obs.captured_at,
             "age_ms": obs.age_ms(now),
-            "stale": action_seq is not None and obs.seq < action_seq,
+            "stale": stale,
             "action_seq": -1 if action_seq is None else action_seq,
             "ledger": p.ledger.counts(),
         }
@@ -192,6 +285,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[ObsDict, dict[str, Any]]:
         super().reset(seed=seed)
+        self.executor.reset()  # nothing held over from the last episode
         p = self._ensure_running()
         timeout = self.cfg.env.start_timeout_s
         control = self._control()
@@ -223,6 +317,13 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         if action not in self.action_space:
             msg = f"action {action!r} is not in {self.action_space}"
             raise ValueError(msg)
+        try:
+            return self._step([int(a) for a in action])
+        except BaseException:
+            self.executor.release_all()  # an error (or Ctrl-C) mid-step leaves no key down
+            raise
+
+    def _step(self, action: list[int]) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
         p = self._ensure_running()
         # Hand the GIL over now and then: an agent stepping in a tight loop would
         # otherwise hold it for whole switch intervals and starve the dataflow thread
@@ -235,15 +336,22 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         action_seq: int | None = None
         if control is not None:
             action_seq = control.last_seq + 1  # the first frame that can show this action
-            ticket = control.act([int(a) for a in action])
-            if self.max_wait_ms > 0:
-                deadline = time.monotonic() + self.max_wait_ms / 1000.0
+            ticket = control.act(action)
+        sent = self.executor.act(action)
+        action_at = sent.at if sent.acted else None
+        if self.max_wait_ms > 0:
+            deadline = time.monotonic() + self.max_wait_ms / 1000.0
+            if control is not None:
                 applied = control.wait_applied(ticket, self.max_wait_ms / 1000.0)
                 if applied is not None:
                     action_seq = applied
                     p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
+            elif action_at is not None:
+                left = max(deadline - time.monotonic(), 0.0)
+                p.store.wait_for(self.stream_id, 0, left, captured_after=action_at)
         overrun = self.rate.wait()
         obs = p.store.latest(self.stream_id) or self._last
+        assert obs is not None
         reward, terminated = 0.0, False
         if obs.seq > self._rewarded_seq:
             reward, terminated = self.reward_fn(self._last, obs)
@@ -251,8 +359,12 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self._last = obs
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
-        info = self._info(obs, action_seq)
+        info = self._info(obs, action_seq, action_at)
         info["overrun"] = overrun
+        info["acted"] = sent.acted
+        info["action_at"] = sent.at
+        if not sent.acted:
+            info["not_acted"] = sent.reason
         return self._to_obs(obs), float(reward), bool(terminated), bool(truncated), info
 
     @property
@@ -269,10 +381,14 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         return np.array(last.visual, copy=True)
 
     def close(self) -> None:
-        if self.pipeline is not None:
-            pipeline, self.pipeline = self.pipeline, None
-            pipeline.stop()
-        super().close()
+        """Release every key and button, then stop the pipeline (``[run] shutdown_ms``)."""
+        try:
+            self.executor.close()
+        finally:
+            if self.pipeline is not None:
+                pipeline, self.pipeline = self.pipeline, None
+                pipeline.stop()
+            super().close()
 
 
 register_env()  # `import flows.env` is enough to make the env

@@ -36,6 +36,10 @@ REGISTRY: dict[str, dict[str, str]] = {
     "batch.encoder": {
         "torch": "operators.encoder:Encoder",
     },
+    "actions.executor": {
+        "none": "operators.actions:ObserveOnly",
+        "xtest": "operators.xinput:XTestDevice",
+    },
     "env.reward": {
         "default": "flows.env:default_reward",
     },

@@ -71,13 +71,25 @@ class ObservationStore:
         with self._cond:
             return list(self._latest)
 
-    def wait_for(self, stream_id: str, min_seq: int, timeout: float) -> Observation | None:
-        """Block up to ``timeout`` s for an observation of ``stream_id`` with ``seq >= min_seq``."""
+    def wait_for(
+        self,
+        stream_id: str,
+        min_seq: int,
+        timeout: float,
+        *,
+        captured_after: float | None = None,
+    ) -> Observation | None:
+        """Block up to ``timeout`` s for an observation of ``stream_id`` with ``seq >= min_seq``
+        (and, given ``captured_after``, a capture time after it)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 obs = self._latest.get(stream_id)
-                if obs is not None and obs.seq >= min_seq:
+                if (
+                    obs is not None
+                    and obs.seq >= min_seq
+                    and (captured_after is None or obs.captured_at > captured_after)
+                ):
                     return obs
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +18,37 @@ from operators.arena import Arena
 from operators.frame import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
+W, H = 320, 240  # the virtual display's size
 DATA = ROOT / "tests" / "data"
 ARENA_SMALL = DATA / "arena_small"
+
+
+@pytest.fixture(scope="session")
+def display():
+    if shutil.which("Xvfb") is None:
+        if os.environ.get("FRAMEWAX_REQUIRE_XVFB"):
+            pytest.fail("Xvfb is not installed (apt-get install xvfb); .ci/run installs it")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    for n in range(90, 110):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    name = f":{n}"
+    # -noreset: by default Xvfb resets itself when its last client disconnects, and a
+    # client connecting during that reset is refused ("connection reset by peer").
+    proc = subprocess.Popen(
+        ["Xvfb", name, "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp", "-noreset"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"Xvfb {name} did not start")
+        time.sleep(0.05)
+    yield name
+    proc.terminate()
+    proc.wait(timeout=10)
 
 
 def replay_overrides(**extra: Any) -> dict[str, Any]:

@@ -6,12 +6,8 @@ run or fail; on a machine without Xvfb they are skipped with the reason.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import bytewax.operators as op
 import numpy as np
@@ -23,37 +19,9 @@ from operators.errors import ConfigError
 from operators.ledger import Ledger
 from operators.screen import ScreenSource
 from operators.steps import capture
+from tests.conftest import H, W
 
-W, H = 320, 240
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
-
-
-@pytest.fixture(scope="module")
-def display():
-    if shutil.which("Xvfb") is None:
-        if os.environ.get("FRAMEWAX_REQUIRE_XVFB"):
-            pytest.fail("Xvfb is not installed (apt-get install xvfb); .ci/run installs it")
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for n in range(90, 110):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    name = f":{n}"
-    # -noreset: by default Xvfb resets itself when its last client disconnects, and a
-    # client connecting during that reset is refused ("connection reset by peer").
-    proc = subprocess.Popen(
-        ["Xvfb", name, "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp", "-noreset"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb {name} did not start")
-        time.sleep(0.05)
-    yield name
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 class Painter:
