@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
-__all__ = ["HUD_FIELDS", "Detection", "Scene", "VisionResult"]
+__all__ = ["HUD_FIELDS", "Detection", "HudFields", "Scene", "VisionResult"]
 
 HUD_FIELDS: tuple[str, ...] = ("health", "armor", "ammo", "ammo_reserve", "money")
 
@@ -51,8 +51,24 @@ class Detection:
         return (self.x1 - self.x0) * (self.y1 - self.y0)
 
 
+class HudFields:
+    """What a reading and a ground truth share: the HUD numbers and a scene, as a dataclass."""
+
+    scene: Scene
+
+    def hud(self) -> dict[str, Any]:
+        """``{"health": ..., "armor": ..., "ammo": ..., "ammo_reserve": ..., "money": ...}``."""
+        return {f: getattr(self, f) for f in HUD_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON values (the scene by name)."""
+        d = asdict(self)  # type: ignore[call-overload]
+        d["scene"] = self.scene.value
+        return d
+
+
 @dataclass(frozen=True)
-class VisionResult:
+class VisionResult(HudFields):
     """The vision model's reading of one frame.
 
     HUD fields are ``None`` where the model could not read them.
@@ -75,14 +91,6 @@ class VisionResult:
     model_ms: float = 0.0
     """The server's own account of the model's time, where it reports one (Ollama's
     ``total_duration``); 0 when unknown."""
-
-    def hud(self) -> dict[str, int | None]:
-        return {f: getattr(self, f) for f in HUD_FIELDS}
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["scene"] = self.scene.value
-        return d
 
     @classmethod
     def from_json(

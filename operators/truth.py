@@ -5,16 +5,16 @@ Used to score the vision stage against; never an input to any stage.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from operators.reading import HUD_FIELDS, Detection, Scene
+from operators.reading import HUD_FIELDS, Detection, HudFields, Scene
 
 __all__ = ["HUD_FIELDS", "GroundTruth"]
 
 
 @dataclass(frozen=True)
-class GroundTruth:
+class GroundTruth(HudFields):
     """The HUD numbers, the scene and the enemies' boxes of one frame."""
 
     health: int
@@ -26,14 +26,6 @@ class GroundTruth:
     enemies: tuple[Detection, ...] = ()
 
     HUD_FIELDS: ClassVar[tuple[str, ...]] = HUD_FIELDS
-
-    def hud(self) -> dict[str, int]:
-        return {f: getattr(self, f) for f in HUD_FIELDS}
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["scene"] = self.scene.value
-        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GroundTruth:
