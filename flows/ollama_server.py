@@ -90,9 +90,9 @@ class ServerStats:
 class OllamaServer:
     """An Ollama-protocol server on ``host:port`` (port 0: any free one), in a thread.
 
-    >>> with OllamaServer(latency_ms=5) as srv:  # doctest: +SKIP
-    ...     srv.url
-    'http://127.0.0.1:54321'
+    >>> with OllamaServer(latency_ms=5) as srv:
+    ...     srv.url.startswith("http://127.0.0.1:")
+    True
     """
 
     def __init__(

@@ -32,10 +32,10 @@ logger = logging.getLogger(__name__)
 class Pipeline:
     """The vision dataflow running in-process.
 
-    >>> with Pipeline(overrides={"capture": {"options": {"frames": 20, "fps": 0}}}) as p:  # doctest: +SKIP
-    ...     summary = p.wait()
-    >>> summary["ledger"]["balanced"]  # doctest: +SKIP
-    True
+    >>> with Pipeline(overrides={"capture": {"options": {"frames": 20, "fps": 0}}}) as p:
+    ...     summary = p.wait(timeout=120)
+    >>> summary["ledger"]["balanced"], summary["ledger"]["captured"]
+    (True, 20)
 
     ``controlled=True`` hands every arena stream an
     :class:`~operators.capture.ArenaControl` (``runtime.controls``) for an
