@@ -183,6 +183,8 @@ class Reporter:
         self._last_counts = (0, 0)
         self.partitions = 0
         self.closed = 0
+        self.workers: list[int] = []  # this process's worker indexes
+        self.worker_count = 0  # every process's workers together
         self.summary_written = False
 
     def on_item(self, item: Observation | Outcome) -> None:
@@ -228,9 +230,31 @@ class Reporter:
         print(line, file=self.out, flush=True)
 
     # -- end of run ----------------------------------------------------------
-    def partition_built(self) -> None:
+    def partition_built(self, worker_index: int = 0, worker_count: int = 1) -> None:
         with self._lock:
             self.partitions += 1
+            self.workers.append(worker_index)
+            self.worker_count = worker_count
+
+    @property
+    def process(self) -> tuple[int, int]:
+        """``(index, count)`` of this process among the run's processes (``-i`` / ``-a``),
+        from the workers it holds (``-w`` per process, the same in each)."""
+        with self._lock:
+            here = max(len(self.workers), 1)
+            if not self.workers or self.worker_count <= here:
+                return 0, 1
+            return min(self.workers) // here, self.worker_count // here
+
+    def summary_path(self) -> Path | None:
+        """``FRAMEWAX_SUMMARY``; with several processes, ``run.json`` becomes ``run.<i>.json``
+        per process (merge them with ``python -m flows.summary``)."""
+        path = os.environ.get("FRAMEWAX_SUMMARY")
+        if not path:
+            return None
+        index, count = self.process
+        p = Path(path)
+        return p if count == 1 else p.with_name(f"{p.stem}.{index}{p.suffix}")
 
     def partition_closed(self) -> None:
         with self._lock:
@@ -256,9 +280,9 @@ class Reporter:
             self.summary_written = True
             if self.rt.config.run.summary:
                 print(format_summary(summary), file=self.out, flush=True)
-            path = os.environ.get("FRAMEWAX_SUMMARY")
-            if path:
-                Path(path).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            path = self.summary_path()
+            if path is not None:
+                path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 
     def summary(self) -> dict[str, Any]:
@@ -276,8 +300,10 @@ class Reporter:
             }
             latency = percentiles(self.latency_ms)
             resolved = self.resolved
+        index, count = self.process
         out: dict[str, Any] = {
             "config": rt.config.path,
+            "process": {"index": index, "count": count},
             "duration_s": duration,
             "ledger": ledger,
             "fps": resolved / duration,

@@ -122,4 +122,6 @@ class Ledger:
         c["unresolved"] = c["in_flight"] if self.ended else 0
         c["violation_count"] = self.violation_count
         c["violations"] = list(self.violations)
+        with self._lock:
+            c["streams"] = sorted(self._open)
         return c

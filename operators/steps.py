@@ -150,15 +150,23 @@ def capture(
     """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed by stream.
 
     ``on_capture(stream_id, seq)`` is called for every frame before it goes on
-    (the ledger's ``captured``), on the worker that holds the stream.
-    Out: ``(stream_id, Frame)``.
+    (the ledger's ``captured``), on the worker that owns the stream's key: the
+    worker whose steps, and sink, resolve that frame. So with several workers
+    and processes each process's ledger holds its own streams' captures and
+    outcomes, wherever the source partition runs. Out: ``(stream_id, Frame)``.
     """
     src = source if isinstance(source, Source) else FrameSource(source, stop)
     frames = op.input("source", flow, src)
-    if on_capture is not None:
-        record = on_capture
-        frames = op.inspect("captured", frames, lambda _step, f: record(f.stream_id, f.seq))
-    return op.key_on("key", frames, lambda f: f.stream_id)
+    keyed = op.key_on("key", frames, lambda f: f.stream_id)
+    if on_capture is None:
+        return keyed
+    record = on_capture
+
+    def ledger(_state: None, frame: Frame) -> tuple[None, Frame]:
+        record(frame.stream_id, frame.seq)
+        return None, frame
+
+    return op.stateful_map("captured", keyed, ledger)
 
 
 # -- dedup ----------------------------------------------------------------------------

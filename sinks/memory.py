@@ -135,8 +135,8 @@ class MemorySink(DynamicSink[Item]):
     """Writes observations into an :class:`ObservationStore` and outcomes into a :class:`Ledger`.
 
     ``on_item`` is called for every item written (the live status line);
-    ``on_build`` / ``on_close`` once per worker when its partition is built /
-    when the dataflow completes.
+    ``on_build(worker_index, worker_count)`` / ``on_close()`` once per worker
+    of this process when its partition is built / when the dataflow completes.
     """
 
     def __init__(
@@ -145,7 +145,7 @@ class MemorySink(DynamicSink[Item]):
         ledger: Ledger,
         on_item: Callable[[Observation | Outcome], None] | None = None,
         on_close: Callable[[], None] | None = None,
-        on_build: Callable[[], None] | None = None,
+        on_build: Callable[[int, int], None] | None = None,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -155,5 +155,5 @@ class MemorySink(DynamicSink[Item]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MemoryPartition:
         if self.on_build is not None:
-            self.on_build()
+            self.on_build(worker_index, worker_count)
         return _MemoryPartition(self)

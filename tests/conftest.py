@@ -23,6 +23,18 @@ DATA = ROOT / "tests" / "data"
 ARENA_SMALL = DATA / "arena_small"
 
 
+def _accepts(name: str) -> bool:
+    """Whether the X server ``name`` takes a client now."""
+    from Xlib import display as xdisplay
+    from Xlib.error import DisplayError
+
+    try:
+        xdisplay.Display(name).close()
+    except (DisplayError, OSError):
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def display():
     if shutil.which("Xvfb") is None:
@@ -41,7 +53,7 @@ def display():
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+    while not _accepts(name):  # its socket appears before it takes clients
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"Xvfb {name} did not start")
