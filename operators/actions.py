@@ -89,9 +89,12 @@ class InputDevice(Protocol):
     def focused(self) -> bool:
         """Whether the game has the input focus (input is sent only then)."""
 
-    def flush(self) -> None: ...
+    def flush(self, wait: bool = False) -> None:
+        """Send what is queued; ``wait``: until the game's side has taken it (releases must
+        land even if the process ends right after)."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the device once everything sent has landed."""
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,7 @@ class ActionExecutor:
         for k in sorted(self.held):
             self.device.release(k)
         self.held.clear()
-        self.device.flush()
+        self.device.flush(wait=True)
 
     def reset(self) -> None:
         """A new episode: release everything; pitch counts from level 0 again."""
@@ -336,7 +339,7 @@ class RecordingDevice:
     def focused(self) -> bool:
         return self.is_focused
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
         return None
 
     def close(self) -> None:

@@ -99,10 +99,16 @@ class XTestDevice:
             win = parent
         return False
 
-    def flush(self) -> None:
-        # Send without waiting for a round trip: XTEST input has no reply, and step()
-        # must not wait on the X server.
-        self._d.flush()
+    def flush(self, wait: bool = False) -> None:
+        # An action is sent without waiting for a round trip (XTEST input has no reply and
+        # step() must not wait on the X server). Releases wait: the server drops requests it
+        # has not read yet when a client's connection closes, e.g. a process ending on a
+        # signal right after releasing.
+        if wait:
+            self._d.sync()
+        else:
+            self._d.flush()
 
     def close(self) -> None:
+        self._d.sync()  # everything sent has landed before the connection goes
         self._d.close()
