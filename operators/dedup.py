@@ -63,13 +63,18 @@ class SceneClassifier(Protocol):
 
     def region_changes(self, a: Any, b: Any) -> list[str]: ...
 
+    def tone_changed(self, a: Any, b: Any) -> bool: ...
+
 
 class ThumbnailDetector:
-    """Compares grey thumbnails of sampled pixels by their largest cell difference.
+    """Compares grey thumbnails of sampled pixels by their largest cell difference, and
+    their colour in a coarse grid.
 
     The frame is sampled every ``stride`` pixels (cheap even at 1080p), then
     area-resized to ``size``; two frames are the same when no thumbnail cell
-    differs by more than ``threshold`` grey levels. A two-digit HUD change
+    differs by more than ``threshold`` grey levels and no cell of the 8x8 colour
+    grid by more than ``tone_threshold`` in any channel (a tint or a flash barely
+    moves grey; JPEG's colour fringes move single channels at edges, not the grid). A two-digit HUD change
     moves some cells by tens of levels; re-encoding noise moves them by a few.
 
     >>> det = ThumbnailDetector()
@@ -79,23 +84,36 @@ class ThumbnailDetector:
     (True, False)
     """
 
-    def __init__(self, size: tuple[int, int] = (96, 54), stride: int = 2, threshold: float = 12.0):
-        if threshold < 0:
-            msg = f"dedup.options.threshold must be >= 0; got {threshold}"
+    def __init__(
+        self,
+        size: tuple[int, int] = (96, 54),
+        stride: int = 2,
+        threshold: float = 12.0,
+        tone_threshold: float = 12.0,
+    ):
+        if threshold < 0 or tone_threshold < 0:
+            msg = f"dedup.options.threshold and tone_threshold must be >= 0; got {threshold}, {tone_threshold}"
             raise ValueError(msg)
         self.size = (int(size[0]), int(size[1]))
         self.stride = max(int(stride), 1)
         self.threshold = float(threshold)
+        self.tone_threshold = float(tone_threshold)
 
-    def signature(self, image: np.ndarray) -> np.ndarray:
-        small = image[:: self.stride, :: self.stride]
-        grey = cv2.cvtColor(np.ascontiguousarray(small), cv2.COLOR_RGB2GRAY)
-        return cv2.resize(grey, self.size, interpolation=cv2.INTER_AREA).astype(np.int16)
+    def signature(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        small = np.ascontiguousarray(image[:: self.stride, :: self.stride])
+        colour = cv2.resize(small, self.size, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.int16)
+        tone = cv2.resize(colour, (8, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+        return grey, tone
 
-    def same(self, a: np.ndarray, b: np.ndarray) -> bool:
-        if a.shape != b.shape:
+    def same(self, a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+        (ga, ta), (gb, tb) = a, b
+        if ga.shape != gb.shape:
             return False
-        return int(np.abs(a - b).max()) <= self.threshold
+        return (
+            int(np.abs(ga - gb).max()) <= self.threshold
+            and int(np.abs(ta - tb).max()) <= self.tone_threshold
+        )
 
 
 @dataclass(frozen=True)
@@ -104,10 +122,13 @@ class Signature:
 
     shape: tuple[int, ...]
     regions: tuple[np.ndarray, ...]
-    """Each HUD region, grey, at a fixed height that still shows its digits."""
+    """Each HUD region, in colour, at a fixed height that still shows its digits."""
     hash: np.ndarray
     """Difference hash of the whole frame, per colour channel, four packed bit planes:
     gradient > margin, > margin / 2, < -margin, < -margin / 2."""
+    tone: np.ndarray
+    """The frame's colour in a coarse grid (``tone_size``² cells, per channel): what a
+    gradient hash cannot see, a flash, a fade, a tint, one solid screen for another."""
     stats: tuple[float, float]
     """Mean and standard deviation of the sampled grey frame (scene classification)."""
 
@@ -118,12 +139,18 @@ class RegionDetector:
     - *HUD regions* (relative rectangles; ``"arena"``, ``"cs2"`` or your own) are
       compared at ``region_height`` pixels high, enough to see a digit change
       at any screen size: a region changed when more than ``min_pixels`` of its
-      pixels moved by more than ``pixel_threshold`` grey levels.
+      pixels moved by more than ``pixel_threshold`` levels in any colour channel
+      (a coloured digit on a background as bright as it changes no grey).
     - *The rest of the frame* by a difference hash of a ``hash_size``×
       ``hash_size`` grid, each cell the mean of 3x3 sampled pixels, each colour
       channel on its own (a red figure on a grey wall hardly changes grey),
       with hysteresis around ``margin`` so noise does not flip bits (see
       :meth:`distance`); changed when more than ``hamming`` bits differ.
+    - *Its tone*: the same grid averaged to ``tone_size``² cells per colour
+      channel; changed when a cell moves by more than ``tone_threshold`` levels.
+      Gradients miss uniform changes (a flash, a fade, a red damage tint, one
+      solid screen for another); JPEG re-encoding and ±2 flicker move a cell by
+      a level or two.
 
     Only a few thousand pixels are read, so the cost hardly grows with the
     screen (0.25 ms at 1080p, ``benchmarks/dedup.py``). Usable on its own::
@@ -141,10 +168,15 @@ class RegionDetector:
         hash_size: int = 32,
         margin: int = 16,
         hamming: int = 10,
+        tone_size: int = 8,
+        tone_threshold: int = 12,
     ) -> None:
         rects = hud_regions(regions, "dedup.options.regions")
         if region_height < 4 or hash_size < 4 or min_pixels < 0 or hamming < 0:
             msg = "dedup.options: region_height >= 4, hash_size >= 4, min_pixels >= 0, hamming >= 0"
+            raise ValueError(msg)
+        if not 1 <= tone_size <= hash_size or tone_threshold < 0:
+            msg = f"dedup.options: 1 <= tone_size <= hash_size ({hash_size}), tone_threshold >= 0"
             raise ValueError(msg)
         self.regions = rects
         self.region_height = int(region_height)
@@ -153,6 +185,8 @@ class RegionDetector:
         self.hash_size = int(hash_size)
         self.margin = int(margin)
         self.hamming = int(hamming)
+        self.tone_size = int(tone_size)
+        self.tone_threshold = int(tone_threshold)
 
     # -- signatures ------------------------------------------------------------------
     def signature(self, image: np.ndarray) -> Signature:
@@ -168,29 +202,37 @@ class RegionDetector:
             rh = min(self.region_height, ch)
             rw = max(1, round(cw * rh / ch))
             small = cv2.resize(crop, (rw, rh), interpolation=cv2.INTER_LINEAR)
-            regions.append(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16))
+            regions.append(small.astype(np.int16))
         # The whole frame: three samples per hash cell each way, then averaged.
-        n = self.hash_size
+        n, t = self.hash_size, self.tone_size
         grid = cv2.resize(image, (3 * (n + 1), 3 * n), interpolation=cv2.INTER_NEAREST)
-        thumb = cv2.resize(grid, (n + 1, n), interpolation=cv2.INTER_AREA).astype(np.int16)
+        thumb8 = cv2.resize(grid, (n + 1, n), interpolation=cv2.INTER_AREA)
+        tone = cv2.resize(thumb8, (t, t), interpolation=cv2.INTER_AREA).astype(np.int16)
+        thumb = thumb8.astype(np.int16)
         grad = (thumb[:, 1:, :] - thumb[:, :-1, :]).ravel()
         hi, lo = self.margin, self.margin // 2
         planes = np.stack([grad > hi, grad > lo, grad < -hi, grad < -lo])
         grey_small = thumb.mean(axis=2)
         stats = (float(grey_small.mean()), float(grey_small.std()))
-        return Signature(image.shape, tuple(regions), np.packbits(planes, axis=1), stats)
+        packed = np.packbits(planes, axis=1)
+        return Signature(image.shape, tuple(regions), packed, tone, stats)
 
     # -- comparisons -----------------------------------------------------------------
     def region_changes(self, a: Signature, b: Signature) -> list[str]:
         """The HUD regions that differ between two signatures."""
         out = []
         for name, ra, rb in zip(self.regions, a.regions, b.regions, strict=True):
-            if (
-                ra.shape != rb.shape
-                or int((np.abs(ra - rb) > self.pixel_threshold).sum()) > self.min_pixels
-            ):
+            if ra.shape != rb.shape:
+                out.append(name)
+                continue
+            moved = np.abs(ra - rb).max(axis=2) > self.pixel_threshold  # any channel
+            if int(moved.sum()) > self.min_pixels:
                 out.append(name)
         return out
+
+    def tone_changed(self, a: Signature, b: Signature) -> bool:
+        """Whether the frame's colour moved: a flash, a fade, a tint, another solid screen."""
+        return int(np.abs(a.tone - b.tone).max()) > self.tone_threshold
 
     def distance(self, a: Signature, b: Signature) -> int:
         """Hamming distance of the frames' hashes, with hysteresis: a gradient counts as
@@ -203,11 +245,16 @@ class RegionDetector:
     def same(self, a: Signature, b: Signature) -> bool:
         if a.shape != b.shape:
             return False
-        return self.distance(a, b) <= self.hamming and not self.region_changes(a, b)
+        return (
+            self.distance(a, b) <= self.hamming
+            and not self.tone_changed(a, b)
+            and not self.region_changes(a, b)
+        )
 
     def hud_present(self, sig: Signature, min_contrast: float = 40.0) -> bool:
         """Whether the HUD regions hold something like text (bright strokes on a panel)."""
-        contrasts = [float(r.max() - np.median(r)) for r in sig.regions]
+        bright = [r.max(axis=2) for r in sig.regions]  # the brightest channel per pixel
+        contrasts = [float(r.max() - np.median(r)) for r in bright]
         return bool(contrasts) and sum(c >= min_contrast for c in contrasts) * 2 >= len(contrasts)
 
     def classify(self, sig: Signature) -> Scene:
@@ -223,7 +270,8 @@ class RegionDetector:
 
 class SceneCache:
     """Results of scenes seen before, keyed by perceptual hash: a bounded LRU searched
-    within a Hamming ``radius`` (HUD regions must match too).
+    within a Hamming ``radius`` (tone and HUD regions must match too: screens of another
+    colour are other screens).
 
     Entries are kept frames' ``(seq, signature)``; a hit names the frame whose
     model result the new frame reuses (``cached(of)``).
@@ -245,7 +293,11 @@ class SceneCache:
             if other.shape != sig.shape:
                 continue
             d = self.detector.distance(sig, other)
-            if d < best_d and not self.detector.region_changes(sig, other):
+            if (
+                d < best_d
+                and not self.detector.tone_changed(sig, other)
+                and not self.detector.region_changes(sig, other)
+            ):
                 best, best_d = seq, d
         if best is not None:
             self.entries.move_to_end(best)

@@ -218,3 +218,72 @@ def test_dedup_logic_alone_routes_without_bytewax():
     assert [(tag, item.seq) for tag, item in out] == [("model", 0), ("skip", 1), ("model", 2)]
     assert out[1][1].label == "duplicate(of=0)"
     assert logic.poll() == [] and logic.next_wake() is None and logic.drain() == []
+
+
+# -- whole-screen changes: flashes, fades, tints, solid screens ------------------------
+
+
+def _photo_like(seed=0, shape=(360, 640, 3)):
+    """A textured frame (smooth blobs and edges), not the arena's flat walls."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 255, (9, 16, 3), dtype=np.uint8), shape[1::-1])
+    cv2.rectangle(base, (100, 80), (300, 260), (200, 180, 40), -1)
+    return base
+
+
+def _uniform_changes(img):
+    f = img.astype(np.int16)
+    red = f.copy()
+    red[..., 0] += 40  # a red damage tint
+    return {
+        "brighter": np.clip(f + 25, 0, 255),
+        "fade": f * 0.75,
+        "red tint": np.clip(red, 0, 255),
+        "white flash": np.clip(f * 0.3 + 180, 0, 255),
+    }
+
+
+@pytest.mark.parametrize("det", DETECTORS, ids=type)
+def test_uniform_changes_are_seen_noise_is_not(det):
+    img = _photo_like()
+    sig = det.signature(img)
+    for name, changed in _uniform_changes(img).items():
+        other = det.signature(changed.astype(np.uint8))
+        assert not det.same(sig, other), f"{name} was judged a duplicate"
+    rng = np.random.default_rng(1)
+    noisy = np.clip(img.astype(np.int16) + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    assert det.same(sig, det.signature(noisy))  # sensor noise
+    assert det.same(sig, det.signature(_noisy(img, rng)))  # JPEG q90 and +-2 brightness
+
+
+@pytest.mark.parametrize("det", DETECTORS, ids=type)
+def test_solid_screens_of_different_colours_are_different(det):
+    colours = [(200, 20, 20), (20, 20, 200), (0, 0, 0), (255, 255, 255)]
+    sigs = [det.signature(np.full((360, 640, 3), c, np.uint8)) for c in colours]
+    for i in range(len(sigs)):
+        for j in range(len(sigs)):
+            assert det.same(sigs[i], sigs[j]) == (i == j), (colours[i], colours[j])
+
+
+def test_a_coloured_digit_on_a_background_as_bright_is_a_hud_change():
+    # (150, 50, 50) and (80, 80, 80) have the same grey (~80): invisible to a grey compare.
+    det = RegionDetector("arena")
+    a = np.full((360, 640, 3), 80, np.uint8)
+    b = a.copy()
+    x0, _y0, _x1, y1 = det.regions["health"]
+    cv2.putText(
+        b, "7", (int(x0 * 640) + 10, int(y1 * 360) - 8), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
+        (150, 50, 50), 2,
+    )  # fmt: skip
+    grey = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(int) - 80
+    assert np.abs(grey).max() <= 1  # no grey difference at all
+    assert det.region_changes(det.signature(a), det.signature(b)) == ["health"]
+
+
+def test_the_scene_cache_keeps_screens_of_different_colours_apart():
+    det = RegionDetector()
+    cache = SceneCache(det, size=8)
+    red, blue = (np.full((90, 160, 3), c, np.uint8) for c in ((180, 30, 30), (30, 30, 180)))
+    cache.add(0, det.signature(red))
+    assert cache.find(det.signature(blue)) is None
+    assert cache.find(det.signature(red.copy())) == 0
