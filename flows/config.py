@@ -148,6 +148,9 @@ class RunConfig:
     """Seconds between live status lines on stderr (0 turns them off)."""
     summary: bool = True
     """Print the summary (ledger, throughput, latency, HUD accuracy) when the flow ends."""
+    metrics: str = ""
+    """Serve Prometheus metrics at this ``host:port`` while the run lasts (``""``: off;
+    ``":9464"`` is loopback; ``FRAMEWAX_METRICS`` overrides it)."""
     shutdown_ms: float = 2000.0
     """On SIGINT / SIGTERM (or ``Pipeline.stop()``, the env's ``close()``): how long work in
     flight may still finish; what is left then is ``failed(timeout)`` / ``dropped(shutdown)``."""

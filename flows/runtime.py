@@ -26,6 +26,8 @@ from typing import Any, TextIO
 from bytewax.inputs import FixedPartitionedSource
 
 from flows.config import FlowConfig
+from flows.metrics import MetricsServer, metrics_address
+from operators.batching import EncodeStage
 from operators.capture import ArenaControl
 from operators.ledger import Ledger
 from operators.observation import Observation
@@ -33,6 +35,7 @@ from operators.outcome import Outcome, Status
 from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsWarmUp
 from operators.stats import percentiles
 from operators.truth import HUD_FIELDS
+from operators.vision import VisionStage
 from sinks.memory import ObservationStore
 
 __all__ = ["Reporter", "Runtime", "SourceStage", "stop_on_signals"]
@@ -116,6 +119,19 @@ class Runtime:
     """When the run was told to stop (``shutdown``), epoch seconds."""
     exit_code: int = 0
     """What a standalone run exits with: non-zero when its ledger did not balance."""
+    metrics: MetricsServer | None = None
+    """The Prometheus endpoint, while one is served (``[run] metrics``, ``FRAMEWAX_METRICS``)."""
+
+    def serve_metrics(self) -> MetricsServer | None:
+        """Start the metrics endpoint if one is configured (once); it stops on :meth:`close`."""
+        address = metrics_address(self.config.run.metrics)
+        if not address or self.metrics is not None:
+            return self.metrics
+        server = self.metrics = MetricsServer(self, address)
+        for stage in self.stages.values():
+            if isinstance(stage, VisionStage | EncodeStage):
+                stage.stats.on_sample = server.observe_stage
+        return server
 
     def shutdown(self, why: str = "stop") -> None:
         """End every source now; work in flight may finish for ``[run] shutdown_ms``."""
@@ -159,9 +175,12 @@ class Runtime:
             stage.warm_up()
 
     def close(self) -> None:
-        """Stop the stages' threads and clients; the flow must have ended (or be ending)."""
+        """Stop the stages' threads and clients, and the metrics endpoint; the flow must have
+        ended (or be ending)."""
         for stage in self.stages.values():
             stage.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 class Reporter:
@@ -193,6 +212,8 @@ class Reporter:
             self.resolved += 1
             if isinstance(item, Observation):
                 self.latency_ms.append((now - item.captured_at) * 1000.0)
+                if self.rt.metrics is not None:
+                    self.rt.metrics.age.observe(now - item.captured_at)
                 if item.status is Status.PROCESSED and item.truth is not None:
                     self._score(item)
         interval = self.rt.config.run.status_interval_s

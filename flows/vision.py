@@ -129,6 +129,7 @@ def build_flow(
     rt = built.runtime
     rt.handle_signals()  # first: a Ctrl-C while the models load stops cleanly too
     atexit.register(_exit_code, rt)
+    rt.serve_metrics()
     rt.warm_up()
     return built.flow
 

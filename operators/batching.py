@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -93,6 +94,8 @@ class BatchMetrics:
     """The batch-size cap now (``max_size``, or the autotuner's choice)."""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Held while updating: several workers of one process share these counters."""
+    on_sample: Callable[[str, float], None] | None = field(default=None, repr=False, compare=False)
+    """Also called with ``("batch_window", seconds)`` and ``("batch_compute", seconds)``."""
 
 
 class SizeTuner:
@@ -300,8 +303,11 @@ class BatchWindow:
 
     # -- the window ------------------------------------------------------------------
     def _cut(self, now: float) -> None:
-        with self.stage.stats.lock:
-            self.stage.stats.wait_ms.append((now - self.first_at) * 1000.0)
+        m = self.stage.stats
+        with m.lock:
+            m.wait_ms.append((now - self.first_at) * 1000.0)
+        if m.on_sample is not None:
+            m.on_sample("batch_window", now - self.first_at)
         self.ready.append((self.buffer, now))
         self.buffer = []
 
@@ -352,3 +358,5 @@ class BatchWindow:
             m.batches += 1
             m.frames += n
             m.sizes.append(n)
+        if m.on_sample is not None:
+            m.on_sample("batch_compute", compute_ms / 1000.0)

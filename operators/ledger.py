@@ -46,6 +46,8 @@ class Ledger:
         self._captured = 0
         self._status: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
+        self._by_stream: Counter[tuple[str, str, str]] = Counter()  # (stream, status, reason)
+        self._captured_by_stream: Counter[str] = Counter()
         self.violations: list[str] = []
         """The first ``MAX_VIOLATIONS_KEPT`` violations, described."""
         self.violation_count = 0
@@ -70,6 +72,7 @@ class Ledger:
                 return
             open_.add(seq)
             self._captured += 1
+            self._captured_by_stream[stream_id] += 1
 
     def record(self, outcome: Outcome) -> None:
         with self._lock:
@@ -82,6 +85,7 @@ class Ledger:
                 return
             open_.discard(outcome.seq)
             self._status[outcome.status.value] += 1
+            self._by_stream[(outcome.stream_id, outcome.status.value, outcome.reason or "")] += 1
             if outcome.status in (Status.DROPPED, Status.FAILED):
                 self._reasons[f"{outcome.status.value}({outcome.reason})"] += 1
 
@@ -99,6 +103,13 @@ class Ledger:
             for s in Status:
                 out[s.value] = self._status[s.value]
             return out
+
+    def by_stream(self) -> tuple[dict[str, int], dict[tuple[str, str, str], int], dict[str, int]]:
+        """Per stream: frames captured, frames resolved by ``(stream, status, reason)``, and
+        frames in flight (for metrics endpoints)."""
+        with self._lock:
+            in_flight = {sid: len(seqs) for sid, seqs in self._open.items()}
+            return dict(self._captured_by_stream), dict(self._by_stream), in_flight
 
     def reasons(self) -> dict[str, int]:
         """Counts of ``dropped(reason)`` and ``failed(reason)`` by reason."""

@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import Enum
@@ -136,6 +137,9 @@ class VisionMetrics:
     queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """Held while updating: several workers of one process share these counters."""
+    on_sample: Callable[[str, float], None] | None = field(default=None, repr=False, compare=False)
+    """Also called with ``("vision", call seconds)`` and ``("vision_queue", wait seconds)``
+    (a metrics endpoint's histograms)."""
 
     def fail(self, reason: str) -> None:
         with self.lock:
@@ -351,9 +355,12 @@ class VisionQueue:
                     break
             newest = pol.order is ServeOrder.NEWEST
             f = self.pending.pop() if newest else self.pending.popleft()
+            waited = now - f.captured_at
             with st.stats.lock:
                 st.stats.submitted += 1
-                st.stats.queue_wait_ms.append((now - f.captured_at) * 1000.0)
+                st.stats.queue_wait_ms.append(waited * 1000.0)
+            if st.stats.on_sample is not None:
+                st.stats.on_sample("vision_queue", waited)
             fut = st.pool.submit(_timed_infer, st.backend, f, lease)
             self.inflight[fut] = (f, now)
             fut.add_done_callback(self.finished.append)
@@ -392,4 +399,6 @@ class VisionQueue:
         with m.lock:
             m.completed += 1
             m.latency_ms.append(ms)
+        if m.on_sample is not None:
+            m.on_sample("vision", ms / 1000.0)
         return dataclasses.replace(result, queue_ms=max(0.0, (sent - frame.captured_at) * 1000.0))
