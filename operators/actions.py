@@ -295,7 +295,6 @@ class ObserveOnly:
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
-        self.held: set[str] = set()
 
     def act(self, action: Sequence[int]) -> ActResult:
         return ActResult(False, self.clock.now(), "observe only")

@@ -217,12 +217,17 @@ class SourceBase:
             }
 
 
-def check_rate(fps: Any, frames: Any) -> None:
-    """The options every source shares: ``fps >= 0`` (0: as fast as it goes), ``frames >= 0``."""
-    at_least("capture.options.fps", fps, 0)
+def check_frames(frames: Any) -> None:
+    """The frame budget every source takes: an integer >= 0 (0: until stopped)."""
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
         msg = f"capture.options.frames = {frames!r} is not allowed; expected an integer >= 0 (0: until stopped)"
         raise ConfigError(msg)
+
+
+def check_rate(fps: Any, frames: Any) -> None:
+    """A paced source's options: ``fps >= 0`` (0: as fast as it goes) and its frame budget."""
+    at_least("capture.options.fps", fps, 0)
+    check_frames(frames)
 
 
 class _ArenaStream:
@@ -488,7 +493,7 @@ class ReplaySource(SourceBase):
             msg = f"capture.options.paths = {paths!r}: expected a list naming at least one recorded stream"
             raise ConfigError(msg)
         greater_than("capture.options.speed", speed, 0)
-        check_rate(0, frames)
+        check_frames(frames)
         self.paths = {Path(p).name: Path(p) for p in paths}
         for name, p in self.paths.items():
             if not (p / INDEX_NAME).is_file():
