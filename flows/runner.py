@@ -41,7 +41,7 @@ class Pipeline:
     :class:`~operators.capture.ArenaControl` (``runtime.controls``) for an
     agent to drive; ``report=True`` prints the status line and summary;
     ``workers > 1`` runs that many Bytewax workers in this process (streams are
-    spread over them by key).
+    spread over them, each stream's steps on the worker that captures it).
     """
 
     def __init__(
@@ -58,7 +58,9 @@ class Pipeline:
             raise ValueError(msg)
         self.workers = workers
         cfg = load_config(config, overrides)
-        self.runtime = Runtime(cfg, controls={} if controlled else None, report=report)
+        self.runtime = Runtime(
+            cfg, controls={} if controlled else None, report=report, workers_per_process=workers
+        )
         self.flow = build(runtime=self.runtime).flow
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None

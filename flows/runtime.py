@@ -32,13 +32,14 @@ from operators.capture import ArenaControl
 from operators.ledger import Ledger
 from operators.observation import Observation
 from operators.outcome import Outcome, Status
-from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsWarmUp
+from operators.frame import Frame
+from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
 from operators.stats import percentiles
 from operators.truth import HUD_FIELDS
 from operators.vision import VisionStage
 from sinks.memory import ObservationStore
 
-__all__ = ["Reporter", "Runtime", "SourceStage", "stop_on_signals"]
+__all__ = ["Placement", "Reporter", "Runtime", "SourceStage", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,46 @@ class SourceStage:
         return {"missed_ticks": {}, "errors": [], **m}
 
 
+class Placement:
+    """Where this process's streams are captured, and what reached it from elsewhere.
+
+    Filled as this process's workers open their streams (``placed``) and as frames reach
+    their first keyed step (``arrived``): a frame captured in another process came over
+    the network, pickled at full size, and is counted here.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.pid = os.getpid()
+        self.streams: dict[str, int] = {}  # this process's streams -> capture worker
+        self.worker_count = 0
+        self.crossed_frames = 0
+        self.crossed_bytes = 0
+        self.arrived_frames = 0
+
+    def placed(self, worker_index: int, worker_count: int, stream_ids: list[str]) -> None:
+        with self._lock:
+            self.worker_count = worker_count
+            self.streams.update(dict.fromkeys(stream_ids, worker_index))
+
+    def arrived(self, frame: Frame) -> None:
+        with self._lock:
+            self.arrived_frames += 1
+            if frame.origin != self.pid:
+                self.crossed_frames += 1
+                self.crossed_bytes += frame.image.nbytes
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "worker_count": self.worker_count,
+                "streams": dict(sorted(self.streams.items())),
+                "frames": self.arrived_frames,
+                "crossed_frames": self.crossed_frames,
+                "crossed_bytes": self.crossed_bytes,
+            }
+
+
 @dataclass
 class Runtime:
     """Objects shared by one run's steps (all thread-safe or owned by one step)."""
@@ -108,12 +149,32 @@ class Runtime:
     report: bool = True
     stages: dict[str, Stage] = field(default_factory=dict)
     """The run's stages by name: ``capture``, ``dedup``, ``vision``, ``batch``, ``order``."""
+    workers_per_process: int = 1
+    """Bytewax workers in each process (``-w``): streams spread over processes first."""
     store: ObservationStore = field(init=False)
     reporter: Reporter = field(init=False)
+    placement: Placement = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = ObservationStore(self.config.sink.history)
         self.reporter = Reporter(self)
+        self.placement = Placement()
+
+    def captured(self, frame: Frame) -> None:
+        """A frame reached its stream's steps: the ledger's ``captured``, and locality."""
+        self.ledger.captured(frame.stream_id, frame.seq)
+        self.placement.arrived(frame)
+
+    def placed(self, worker_index: int, worker_count: int, stream_ids: list[str]) -> None:
+        """A worker of this process opened ``stream_ids``: cluster-wide limits are shared
+        out by streams, so this process takes its fraction of each."""
+        self.placement.placed(worker_index, worker_count, stream_ids)
+        total = len(self.stream_ids())
+        mine = len(self.placement.snapshot()["streams"])
+        if total and mine:
+            for stage in self.stages.values():
+                if isinstance(stage, SupportsShare):
+                    stage.set_share(mine / total)
 
     stop_at: float | None = None
     """When the run was told to stop (``shutdown``), epoch seconds."""
@@ -332,6 +393,7 @@ class Reporter:
             "processed_fps": ledger["processed"] / duration,
             "latency_ms": latency,
             "hud_accuracy": accuracy,
+            "placement": rt.placement.snapshot(),
         }
         for name, stage in rt.stages.items():
             out[name] = stage.metrics()
@@ -392,6 +454,13 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
     else:
         lines.append("  HUD accuracy           n/a (no ground truth)")
+    place = s.get("placement") or {}
+    if place.get("worker_count", 0) > 1:
+        lines.append(
+            f"  placement              {len(place['streams'])} streams on "
+            f"{place['worker_count']} workers; {place['crossed_frames']} frames "
+            f"({place['crossed_bytes'] / 1e6:.1f} MB) crossed processes"
+        )
     cap = s.get("capture", {})
     for err in cap.get("errors", []):
         lines.append(f"  capture error: {err}")

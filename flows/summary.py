@@ -84,9 +84,23 @@ def merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         # percentiles do not add up: the worst process's
         "latency_ms": max((s["latency_ms"] for s in summaries), key=lambda x: x.get("p99", 0)),
         "hud_accuracy": _accuracy([s["hud_accuracy"] for s in summaries]),
+        "placement": _placement([s.get("placement", {}) for s in summaries]),
         "by_process": [
-            {k: s.get(k) for k in ("process", "ledger", "fps", "latency_ms")} for s in summaries
+            {k: s.get(k) for k in ("process", "ledger", "fps", "latency_ms", "placement")}
+            for s in summaries
         ],
+    }
+
+
+def _placement(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Streams per capture worker, and what crossed processes, for the whole cluster."""
+    streams: dict[str, int] = {}
+    for p in parts:
+        streams.update(p.get("streams", {}))
+    return {
+        "worker_count": max((p.get("worker_count", 0) for p in parts), default=0),
+        "streams": dict(sorted(streams.items())),
+        **{k: sum(p.get(k, 0) for p in parts) for k in ("frames", "crossed_frames", "crossed_bytes")},
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
+from flows.cluster import workers_per_process
 from flows.config import FlowConfig, load_config
 from flows.registry import build as build_stage
 from flows.runtime import Runtime, SourceStage
@@ -88,7 +89,15 @@ def build(
 
     flow = Dataflow("framewax_vision")
     until = rt.drain_until  # drains end by then after a stop (signal, stop(), close())
-    frames = capture("capture", flow, source, on_capture=rt.ledger.captured, stop=rt.stop)
+    frames = capture(
+        "capture",
+        flow,
+        source,
+        on_capture=rt.captured,
+        stop=rt.stop,
+        workers_per_process=rt.workers_per_process,
+        on_placed=rt.placed,
+    )
     # (stream_id, Frame)
     checked = dedup("dedup", frames, dedup_stage)
     # kept / encode_only: (stream_id, Frame); parts: (stream_id, VisionResult | CacheEntry);
@@ -125,7 +134,8 @@ def build_flow(
     summary, stops cleanly on SIGINT / SIGTERM, and makes the process exit
     non-zero if its ledger does not balance.
     """
-    built = build(config)
+    cfg = load_config(config)
+    built = build(runtime=Runtime(cfg, workers_per_process=workers_per_process()))
     rt = built.runtime
     rt.handle_signals()  # first: a Ctrl-C while the models load stops cleanly too
     atexit.register(_exit_code, rt)

@@ -74,6 +74,9 @@ class EndpointState:
     adaptive: AdaptivePolicy = field(default_factory=AdaptivePolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     client: Any = None
+    share: float = 1.0
+    """This process's part of the endpoint's limit: the share of the cluster's streams it
+    captures (1.0 in a single process; see :meth:`Router.set_share`)."""
     # live state (guarded by the router's lock)
     in_flight: int = 0
     peak_in_flight: int = 0
@@ -111,8 +114,14 @@ class EndpointState:
         self.recent_ms = deque(maxlen=max(1, a.window))
 
     @property
+    def cap(self) -> int:
+        """The most calls this process may have in flight here: ``max_in_flight`` times its
+        share, rounded down, at least 1."""
+        return max(1, math.floor(self.max_in_flight * self.share + 1e-9))
+
+    @property
     def limit(self) -> int:
-        return max(1, math.floor(self.limit_f))
+        return min(max(1, math.floor(self.limit_f)), self.cap)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -125,6 +134,7 @@ class EndpointState:
             "peak_in_flight": self.peak_in_flight,
             "limit": self.limit,
             "max_in_flight": self.max_in_flight,
+            "share": self.share,
             "breaker": self.state.value,
             "breaker_opened": self.breaker_opened,
             "latency_ms": percentiles(self.latency_ms),
@@ -248,6 +258,17 @@ class Router:
             ep.limit_f = max(float(a.min_in_flight), ep.limit_f * a.backoff)
             ep._grow = 0.0
             ep.last_cut = now
+
+    def set_share(self, share: float) -> None:
+        """Take ``share`` (0 < share <= 1) of every endpoint's ``max_in_flight``: with several
+        processes each takes its part, so a server sees at most its configured limit from the
+        whole cluster (each part rounds down, and is at least 1)."""
+        if not 0.0 < share <= 1.0:
+            msg = f"share must be in (0, 1]; got {share}"
+            raise ValueError(msg)
+        with self._lock:
+            for ep in self.endpoints:
+                ep.share = share
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:

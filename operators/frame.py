@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,7 +41,9 @@ class Frame:
     ``seq`` is gap-free per ``stream_id``; ``captured_at`` is wall-clock seconds
     when the picture was taken. A source that could not produce the picture
     sets ``error`` (the frame then ends ``failed(capture)``); ``truth`` is what
-    a simulator knows the frame shows.
+    a simulator knows the frame shows. ``origin`` is the id of the process that
+    captured it (the run counts frames that reached another process: they were
+    pickled across the network).
     """
 
     stream_id: str
@@ -49,6 +52,7 @@ class Frame:
     image: np.ndarray
     truth: GroundTruth | None = None
     error: str | None = None
+    origin: int = field(default_factory=os.getpid, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.stream_id, str) or not self.stream_id:

@@ -44,6 +44,9 @@ class BoundedPool:
             raise ValueError(msg)
         self.name = name
         self.limit = limit
+        self.capacity = limit
+        """Threads the pool may start: the limit it was made with (``set_limit`` only lowers
+        the number of slots handed out)."""
         self._lock = threading.Lock()
         self._used = 0
         self._given = executor
@@ -57,6 +60,12 @@ class BoundedPool:
     @property
     def executor(self) -> Executor | None:
         return self._executor
+
+    def set_limit(self, limit: int) -> None:
+        """Hand out at most ``limit`` slots from now on (clamped to ``[1, capacity]``); work
+        already running finishes."""
+        with self._lock:
+            self.limit = min(max(1, limit), self.capacity)
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free; never blocks."""
@@ -76,7 +85,7 @@ class BoundedPool:
         """Run ``fn(*args)`` on a slot already taken; the slot is freed when it finishes."""
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.limit, thread_name_prefix=self.name)
+                self._executor = ThreadPoolExecutor(self.capacity, thread_name_prefix=self.name)
             executor = self._executor
         fut = executor.submit(fn, *args)
         fut.add_done_callback(lambda _f: self.release())

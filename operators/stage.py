@@ -69,6 +69,14 @@ class SupportsMetrics(Protocol):
     def metrics(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class SupportsShare(Protocol):
+    """A stage or backend whose limits are for the whole cluster: each process is told its
+    share (the fraction of the streams it captures) and takes that part of them."""
+
+    def set_share(self, share: float) -> None: ...
+
+
 class StreamLogic(Protocol, Generic[In, Out]):
     """One stream's state in a stage: offer / poll / next_wake / drain (see the module doc)."""
 

@@ -4,8 +4,10 @@ Every other module in ``operators/`` is plain Python with an injected clock.
 Here each stage becomes a step the way bytewax's own operators are written:
 
 - :class:`FrameSource` drives a capture stage's :class:`~operators.capture.FrameStream`\\s
-  as a ``FixedPartitionedSource`` (one partition per stream), pacing by
-  ``next_awake`` and ending every stream when the run's ``stop`` event is set;
+  as a ``DynamicSource``: each worker captures the streams placed on it
+  (:mod:`operators.placement`) and keys their frames so every later step runs on
+  that worker too; it paces by ``next_awake`` and ends every stream when the
+  run's ``stop`` event is set;
 - :func:`capture`, :func:`dedup`, :func:`call_vision`, :func:`batch_encode` and
   :func:`order_by_seq` run one :class:`~operators.stage.StreamLogic` per
   ``stream_id`` through :class:`Driven`, which maps Bytewax's hooks onto it:
@@ -27,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, operator
-from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
+from bytewax.inputs import DynamicSource, Source, StatelessSourcePartition
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from operators.batching import EncodeStage
@@ -36,6 +38,7 @@ from operators.dedup import DedupStage
 from operators.frame import Frame
 from operators.observation import Encoded, Observation
 from operators.order import OrderStage, Part
+from operators.placement import place, routing_key
 from operators.outcome import CacheEntry, Outcome
 from operators.reading import VisionResult
 from operators.stage import StreamLogic
@@ -98,45 +101,83 @@ def _driven(
 # -- capture ------------------------------------------------------------------------
 
 
-class _StreamPartition(StatefulSourcePartition[Frame, None]):
+class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame]]):
+    """The streams one worker captures, each frame keyed to stay on this worker."""
+
     STOP_CHECK_S = 0.1
     """A stream waiting longer than this (a recording paced as recorded) is still asked this
     often, so a stop is seen within it."""
 
-    def __init__(self, stream: FrameStream, stop: threading.Event | None) -> None:
-        self.stream = stream
+    def __init__(
+        self, streams: dict[str, FrameStream], keys: dict[str, str], stop: threading.Event | None
+    ) -> None:
+        self.streams = streams
+        self.keys = keys
         self.stop = stop
 
-    def next_batch(self) -> list[Frame]:
-        if self.stop is not None and self.stop.is_set():
+    def next_batch(self) -> list[tuple[str, Frame]]:
+        if not self.streams or (self.stop is not None and self.stop.is_set()):
             raise StopIteration
-        return self.stream.next_frames()
+        out: list[tuple[str, Frame]] = []
+        for sid, stream in list(self.streams.items()):
+            try:
+                frames = stream.next_frames()
+            except StopIteration:
+                stream.close()
+                del self.streams[sid]
+                continue
+            key = self.keys[sid]
+            out.extend((key, f) for f in frames)
+        if not self.streams and not out:
+            raise StopIteration
+        return out
 
     def next_awake(self) -> datetime | None:
-        wake = self.stream.next_wake()
-        if wake is not None and self.stop is not None:
+        wakes = [s.next_wake() for s in self.streams.values()]
+        if not wakes or any(w is None for w in wakes):
+            return None  # a stream is ready now (or the partition is about to end)
+        wake = min(w for w in wakes if w is not None)
+        if self.stop is not None:
             wake = min(wake, time.time() + self.STOP_CHECK_S)
         return _utc(wake)
 
-    def snapshot(self) -> None:
-        return None
-
     def close(self) -> None:
-        self.stream.close()
+        for stream in self.streams.values():
+            stream.close()
+        self.streams.clear()
 
 
-class FrameSource(FixedPartitionedSource[Frame, None]):
-    """A capture stage as a Bytewax source: one partition per stream, ended by ``stop``."""
+Placed = Callable[[int, int, list[str]], None]
+"""``on_placed(worker_index, worker_count, stream_ids)``: a worker opened these streams."""
 
-    def __init__(self, stage: CaptureStage, stop: threading.Event | None = None) -> None:
+
+class FrameSource(DynamicSource[tuple[str, Frame]]):
+    """A capture stage as a Bytewax source, placed so every stream's work stays where its
+    frames are (:mod:`operators.placement`): each worker opens the streams placed on it and
+    keys their frames to itself. Out: ``(routing_key, Frame)``; every stream ends at its end
+    or when ``stop`` is set.
+    """
+
+    def __init__(
+        self,
+        stage: CaptureStage,
+        stop: threading.Event | None = None,
+        *,
+        workers_per_process: int = 1,
+        on_placed: Placed | None = None,
+    ) -> None:
         self.stage = stage
         self.stop = stop
+        self.workers_per_process = workers_per_process
+        self.on_placed = on_placed
 
-    def list_parts(self) -> list[str]:
-        return self.stage.stream_ids()
-
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StreamPartition:
-        return _StreamPartition(self.stage.open(for_part), self.stop)
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _WorkerStreams:
+        where = place(self.stage.stream_ids(), worker_count, self.workers_per_process)
+        mine = [s for s, w in where.items() if w == worker_index]
+        if self.on_placed is not None:
+            self.on_placed(worker_index, worker_count, mine)
+        keys = {s: routing_key(s, worker_index, worker_count) for s in mine}
+        return _WorkerStreams({s: self.stage.open(s) for s in mine}, keys, self.stop)
 
 
 @operator
@@ -144,26 +185,35 @@ def capture(
     step_id: str,
     flow: Dataflow,
     source: CaptureStage | Source[Frame],
-    on_capture: Callable[[str, int], None] | None = None,
+    on_capture: Callable[[Frame], None] | None = None,
     stop: threading.Event | None = None,
+    *,
+    workers_per_process: int = 1,
+    on_placed: Placed | None = None,
 ) -> KeyedStream[Frame]:
-    """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed by stream.
+    """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed so that a
+    capture stage's streams stay on the worker that captures them.
 
-    ``on_capture(stream_id, seq)`` is called for every frame before it goes on
-    (the ledger's ``captured``), on the worker that owns the stream's key: the
-    worker whose steps, and sink, resolve that frame. So with several workers
-    and processes each process's ledger holds its own streams' captures and
-    outcomes, wherever the source partition runs. Out: ``(stream_id, Frame)``.
+    ``on_capture(frame)`` is called for every frame before it goes on (the ledger's
+    ``captured``), on the worker whose steps, and sink, resolve that frame: each
+    process's ledger holds its own streams' captures and outcomes. A Bytewax source
+    named by a config is keyed by ``stream_id`` (Bytewax's placement). Out:
+    ``(key, Frame)``; the key is an address, ``Frame.stream_id`` names the stream.
     """
-    src = source if isinstance(source, Source) else FrameSource(source, stop)
-    frames = op.input("source", flow, src)
-    keyed = op.key_on("key", frames, lambda f: f.stream_id)
+    if isinstance(source, Source):
+        frames = op.input("source", flow, source)
+        keyed: KeyedStream[Frame] = op.key_on("key", frames, lambda f: f.stream_id)
+    else:
+        src = FrameSource(
+            source, stop, workers_per_process=workers_per_process, on_placed=on_placed
+        )
+        keyed = op.input("source", flow, src)
     if on_capture is None:
         return keyed
     record = on_capture
 
     def ledger(_state: None, frame: Frame) -> tuple[None, Frame]:
-        record(frame.stream_id, frame.seq)
+        record(frame)
         return None, frame
 
     return op.stateful_map("captured", keyed, ledger)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -39,7 +40,7 @@ from operators.options import at_least, choice, greater_than
 from operators.outcome import Outcome
 from operators.pool import BoundedPool
 from operators.reading import VisionResult
-from operators.stage import SupportsClose, SupportsMetrics, SupportsWarmUp
+from operators.stage import SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
 from operators.stats import percentiles
 
 __all__ = [
@@ -186,6 +187,16 @@ class VisionStage:
 
     def for_stream(self) -> VisionQueue:
         return VisionQueue(self)
+
+    def set_share(self, share: float) -> None:
+        """``max_in_flight`` (and each endpoint's) is for the whole cluster: this process
+        takes ``share`` of it (its fraction of the streams), rounded down, at least 1."""
+        if not 0.0 < share <= 1.0:
+            msg = f"share must be in (0, 1]; got {share}"
+            raise ValueError(msg)
+        self.pool.set_limit(math.floor(self.policy.max_in_flight * share + 1e-9))
+        if isinstance(self.backend, SupportsShare):
+            self.backend.set_share(share)
 
     def warm_up(self) -> None:
         if isinstance(self.backend, SupportsWarmUp):

@@ -280,6 +280,11 @@ class HttpVisionBackend(ABC):
                 "config (or OLLAMA_HOST) at it",
             )
 
+    def set_share(self, share: float) -> None:
+        """Each endpoint's ``max_in_flight`` is for the whole cluster; this process takes
+        ``share`` of it (see :meth:`~operators.endpoints.Router.set_share`)."""
+        self.router.set_share(share)
+
     def metrics(self) -> dict[str, Any]:
         """Per-endpoint numbers (requests, retries, failures by reason, latency, limit, breaker)."""
         return {"failures": dict(self.failures), "endpoints": self.router.snapshot()}

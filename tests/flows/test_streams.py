@@ -53,39 +53,66 @@ def _free_ports(n):
     return ports
 
 
-def test_two_processes_on_loopback_each_ledger_their_streams_and_the_merge_balances(tmp_path):
+def run_processes(tmp_path, config_text, *, processes=2, workers=1, env=None, timeout=180):
+    """Run the main job as ``processes`` Bytewax processes on loopback (``-i/-a``, ``-w``);
+    returns each process's JSON summary."""
     import json
     import os
     import subprocess
     import sys
 
-    from flows.summary import main as merge_main
     from tests.conftest import ROOT
 
-    cfg = tmp_path / "two.toml"
-    cfg.write_text(
-        "[capture.options]\nframes = 20\nfps = 20.0\nstreams = 4\nwidth = 320\nheight = 180\n"
-        '[batch.options]\ndevice = "cpu"\nthreads = 1\n[run]\nstatus_interval_s = 0.0\n'
+    cfg = tmp_path / "cluster.toml"
+    cfg.write_text(config_text)
+    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
+    env = dict(
+        os.environ, **(env or {}), FRAMEWAX_CONFIG=str(cfg), FRAMEWAX_SUMMARY=str(tmp_path / "run.json")
     )
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
-    env = dict(os.environ, FRAMEWAX_CONFIG=str(cfg), FRAMEWAX_SUMMARY=str(tmp_path / "run.json"))
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "flows.vision", "-i", str(i), "-a", addresses],
+            [sys.executable, "-m", "bytewax.run", "flows.vision", "-i", str(i), "-a", addresses]
+            + ["-w", str(workers)],
             cwd=ROOT,
             env=env,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in range(2)
+        for i in range(processes)
     ]
-    errs = [p.communicate(timeout=180)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errs[0][-1500:] + errs[1][-1500:]
-    parts = [json.loads((tmp_path / f"run.{i}.json").read_text()) for i in range(2)]
+    try:
+        errs = [p.communicate(timeout=timeout)[1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert [p.returncode for p in procs] == [0] * processes, "\n".join(e[-1500:] for e in errs)
+    return [json.loads((tmp_path / f"run.{i}.json").read_text()) for i in range(processes)]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_processes_on_loopback_each_ledger_their_streams_and_the_merge_balances(
+    tmp_path, workers
+):
+    import json
+
+    from flows.summary import main as merge_main
+
+    parts = run_processes(
+        tmp_path,
+        "[capture.options]\nframes = 20\nfps = 20.0\nstreams = 4\nwidth = 320\nheight = 180\n"
+        '[batch.options]\ndevice = "cpu"\nthreads = 1\n[run]\nstatus_interval_s = 0.0\n',
+        workers=workers,
+    )
     for i, s in enumerate(parts):
         led = s["ledger"]
         assert s["process"] == {"index": i, "count": 2}
         assert led["balanced"] and led["ended"] and led["violation_count"] == 0, led
+        # Each process captures two of the four streams, and every step of a stream runs
+        # where it was captured: no frame reached a process it was not captured in.
+        place = s["placement"]
+        assert place["worker_count"] == 2 * workers
+        assert len(place["streams"]) == 2 and place["frames"] == led["captured"] == 40, place
+        assert place["crossed_frames"] == 0 and place["crossed_bytes"] == 0, place
     assert sum(s["ledger"]["captured"] for s in parts) == 4 * 20
     assert sorted(parts[0]["ledger"]["streams"] + parts[1]["ledger"]["streams"]) == [
         f"arena-{i}" for i in range(4)
@@ -99,6 +126,30 @@ def test_two_processes_on_loopback_each_ledger_their_streams_and_the_merge_balan
     )
     merged = json.loads((tmp_path / "run.json").read_text())
     assert merged["ledger"]["captured"] == 80 and merged["ledger"]["balanced"]
+    assert len(merged["placement"]["streams"]) == 4 and merged["placement"]["crossed_frames"] == 0
+
+
+def test_max_in_flight_holds_for_the_whole_cluster(tmp_path):
+    """Two processes against one server with ``max_in_flight = 4``: each takes its share
+    (2), so the server never has more than 4 of the cluster's calls at once."""
+    from flows.ollama_server import OllamaServer
+
+    config = (
+        "[capture.options]\nframes = 40\nfps = 40.0\nstreams = 2\nwidth = 320\nheight = 180\n"
+        "[dedup]\nenabled = false\n"
+        '[vision]\nbackend = "ollama"\nmax_in_flight = 4\nmax_pending = 64\nstaleness_ms = 60000.0\norder = "oldest"\n'
+        '[batch.options]\ndevice = "cpu"\nthreads = 1\n[run]\nstatus_interval_s = 0.0\n'
+    )
+    with OllamaServer(latency_ms=150, parallel=16) as srv:
+        parts = run_processes(tmp_path, config, env={"OLLAMA_HOST": srv.host})
+        peak = srv.stats.peak_open
+        served = sum(srv.stats.requests.values())
+    for s in parts:
+        assert s["ledger"]["balanced"] and s["ledger"]["processed"] == 40, s["ledger"]["reasons"]
+        assert s["vision"]["limit"] == 2 and s["vision"]["peak_in_flight"] <= 2
+        (ep,) = s["vision"]["endpoints"]
+        assert ep["limit"] == 2 and ep["share"] == 0.5
+    assert served >= 80 and 1 <= peak <= 4, (served, peak)
 
 
 def test_the_merge_refuses_a_missing_process_or_a_stream_counted_twice(tmp_path):
@@ -140,3 +191,45 @@ def test_the_merge_refuses_a_missing_process_or_a_stream_counted_twice(tmp_path)
         not twice["ledger"]["balanced"] and "more than one process: ['a']" in twice["problems"][0]
     )
     json.dumps(twice)  # the merged summary is JSON
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_bytewax_routes_each_routing_key_to_the_worker_it_was_made_for(workers):
+    """The placement's hash is Bytewax's own: a real multi-worker run puts every key's
+    stateful step on the worker ``routing_key`` chose (and names alone would not)."""
+    import threading
+
+    import bytewax.operators as op
+    from bytewax.dataflow import Dataflow
+    from bytewax.outputs import DynamicSink, StatelessSinkPartition
+    from bytewax.testing import TestingSource, cluster_main
+
+    from operators.placement import place, routing_key, worker_of_key
+
+    streams = [f"arena-{i}" for i in range(8)] + ["cam/left", "日本"]
+    where = place(streams, workers)
+    keys = [routing_key(s, where[s], workers) for s in streams]
+    seen: dict[str, set[int]] = {}
+    lock = threading.Lock()
+
+    class Part(StatelessSinkPartition):
+        def __init__(self, worker):
+            self.worker = worker
+
+        def write_batch(self, items):
+            with lock:
+                for key, _ in items:
+                    seen.setdefault(key, set()).add(self.worker)
+
+    class Sink(DynamicSink):
+        def build(self, step_id, worker_index, worker_count):
+            return Part(worker_index)
+
+    flow = Dataflow("routing")
+    keyed = op.key_on("key", op.input("in", flow, TestingSource(keys + streams)), lambda k: k)
+    op.output("out", op.stateful_map("state", keyed, lambda st, v: (st, v)), Sink())
+    cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    assert {k: seen[k] for k in keys} == {k: {where[s]} for k, s in zip(keys, streams)}
+    # The bare names do land by the same hash, and (for this list) not all where placed.
+    assert {s: seen[s] for s in streams} == {s: {worker_of_key(s, workers)} for s in streams}
+    assert any(worker_of_key(s, workers) != where[s] for s in streams)

@@ -71,7 +71,7 @@ class Painter:
 def _run(source, stop=None, ledger=None):
     flow = Dataflow("screen_test")
     got: list = []
-    on_capture = ledger.captured if ledger is not None else None
+    on_capture = (lambda f: ledger.captured(f.stream_id, f.seq)) if ledger is not None else None
     frames = capture("capture", flow, source, on_capture=on_capture, stop=stop)
     op.output("out", frames, TestingSink(got))
     run_main(flow)
