@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, SupportsFloat
 
 import gymnasium as gym
@@ -38,7 +39,14 @@ from operators.observation import Observation
 from operators.reading import Scene
 from sinks import register_env
 
-__all__ = ["ControlRate", "Executor", "VisionPipelineEnv", "build_executor", "default_reward"]
+__all__ = [
+    "ControlRate",
+    "Executor",
+    "VisionPipelineEnv",
+    "arena_for_agent",
+    "build_executor",
+    "default_reward",
+]
 
 ObsDict = dict[str, np.ndarray]
 
@@ -180,6 +188,23 @@ class ControlRate:
         return True
 
 
+def arena_for_agent(cfg: FlowConfig) -> FlowConfig:
+    """An arena driven by an agent runs until the env closes, without its autopilot."""
+    if cfg.capture.source != "arena":
+        return cfg
+    return load_config(cfg, {"capture": {"options": {"frames": 0, "autopilot": False}}})
+
+
+@dataclass
+class _Sent:
+    """An action applied to one stream, on its way to an observation."""
+
+    control: ArenaControl | None
+    ticket: int
+    action_seq: int | None
+    result: ActResult
+
+
 class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
     """Real-time RL over the framewax pipeline.
 
@@ -193,6 +218,10 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             returns at the end of its time step; a late agent restarts the schedule.
         stream_id: which stream to act on and observe (default: the first).
         render_mode: ``"rgb_array"`` returns the 84×84 visual observation.
+        pipeline: run on this :class:`~flows.runner.Pipeline` (built with
+            ``controlled=True``) instead of starting one; it is shared (a vector env's
+            sub-envs each observe their own stream of one pipeline), so ``close()``
+            leaves it running and ``config`` / ``overrides`` must not be given.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
@@ -208,11 +237,16 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         control_hz: float | None = None,
         stream_id: str | None = None,
         render_mode: str | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
-        cfg = load_config(config, overrides)
-        if cfg.capture.source == "arena":
-            # The agent drives the arena; it runs until the env closes.
-            cfg = load_config(cfg, {"capture": {"options": {"frames": 0, "autopilot": False}}})
+        if pipeline is not None:
+            if config is not None or overrides:
+                msg = "give either a shared pipeline or a config (and overrides), not both"
+                raise ValueError(msg)
+            cfg = pipeline.runtime.config
+        else:
+            cfg = arena_for_agent(load_config(config, overrides))
+        self._owns_pipeline = pipeline is None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             msg = f"render_mode = {render_mode!r} is not valid; expected one of {self.metadata['render_modes']}"
             raise ValueError(msg)
@@ -231,7 +265,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self._stream_id = stream_id
         self.action_space = action_space()
         self.observation_space = observation_space()  # type: ignore[assignment]
-        self.pipeline: Pipeline | None = None
+        self.pipeline: Pipeline | None = pipeline
         self._last: Observation | None = None
         self._rewarded_seq = -1
         self._steps = 0
@@ -239,7 +273,12 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
     # -- plumbing --------------------------------------------------------------
     def _ensure_running(self) -> Pipeline:
         if self.pipeline is None:
+            if not self._owns_pipeline:
+                msg = "this env's shared pipeline was closed"
+                raise RuntimeError(msg)
             self.pipeline = Pipeline(self.cfg, controlled=True).start()
+        elif not self.pipeline.started:
+            self.pipeline.start()
         if self.pipeline.error is not None:
             msg = f"the framewax dataflow stopped: {self.pipeline.error}"
             raise RuntimeError(msg) from self.pipeline.error
@@ -277,7 +316,8 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             "age_ms": obs.age_ms(now),
             "stale": stale,
             "action_seq": -1 if action_seq is None else action_seq,
-            "ledger": p.ledger.counts(),
+            "stream_id": self.stream_id,
+            "ledger": p.ledger.stream_counts(self.stream_id),
         }
 
     # -- gymnasium API ---------------------------------------------------------
@@ -324,7 +364,14 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             raise
 
     def _step(self, action: list[int]) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
-        p = self._ensure_running()
+        sent = self._send(action)
+        if self.max_wait_ms > 0:
+            self._await(sent, time.monotonic() + self.max_wait_ms / 1000.0)
+        return self._observe(sent, self.rate.wait())
+
+    def _send(self, action: list[int]) -> _Sent:
+        """Apply ``action`` (to the arena's stream, and through the executor); no waiting."""
+        self._ensure_running()
         # Hand the GIL over now and then: an agent stepping in a tight loop would
         # otherwise hold it for whole switch intervals and starve the dataflow thread
         # (measured: observation age 737 ms instead of 310 ms at 20k steps/s).
@@ -334,22 +381,30 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             self._yielded = now
         control = self._control()
         action_seq: int | None = None
+        ticket = 0
         if control is not None:
             action_seq = control.last_seq + 1  # the first frame that can show this action
             ticket = control.act(action)
-        sent = self.executor.act(action)
-        action_at = sent.at if sent.acted else None
-        if self.max_wait_ms > 0:
-            deadline = time.monotonic() + self.max_wait_ms / 1000.0
-            if control is not None:
-                applied = control.wait_applied(ticket, self.max_wait_ms / 1000.0)
-                if applied is not None:
-                    action_seq = applied
-                    p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
-            elif action_at is not None:
-                left = max(deadline - time.monotonic(), 0.0)
-                p.store.wait_for(self.stream_id, 0, left, captured_after=action_at)
-        overrun = self.rate.wait()
+        result = self.executor.act(action)
+        return _Sent(control, ticket, action_seq, result)
+
+    def _await(self, sent: _Sent, deadline: float) -> None:
+        """Wait until ``deadline`` (monotonic) at most for a frame that shows the action."""
+        p = self._ensure_running()
+        left = max(deadline - time.monotonic(), 0.0)
+        if sent.control is not None:
+            applied = sent.control.wait_applied(sent.ticket, left)
+            if applied is not None:
+                sent.action_seq = applied
+                p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
+        elif sent.result.acted:
+            p.store.wait_for(self.stream_id, 0, left, captured_after=sent.result.at)
+
+    def _observe(
+        self, sent: _Sent, overrun: bool
+    ) -> tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]:
+        """The freshest observation after ``sent``, its reward and provenance."""
+        p = self._ensure_running()
         obs = p.store.latest(self.stream_id) or self._last
         assert obs is not None
         reward, terminated = 0.0, False
@@ -359,12 +414,13 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self._last = obs
         self._steps += 1
         truncated = self._steps >= self.max_episode_steps
-        info = self._info(obs, action_seq, action_at)
+        action_at = sent.result.at if sent.result.acted else None
+        info = self._info(obs, sent.action_seq, action_at)
         info["overrun"] = overrun
-        info["acted"] = sent.acted
-        info["action_at"] = sent.at
-        if not sent.acted:
-            info["not_acted"] = sent.reason
+        info["acted"] = sent.result.acted
+        info["action_at"] = sent.result.at
+        if not sent.result.acted:
+            info["not_acted"] = sent.result.reason
         return self._to_obs(obs), float(reward), bool(terminated), bool(truncated), info
 
     @property
@@ -387,7 +443,8 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         finally:
             if self.pipeline is not None:
                 pipeline, self.pipeline = self.pipeline, None
-                pipeline.stop()
+                if self._owns_pipeline:
+                    pipeline.stop()
             super().close()
 
 

@@ -75,6 +75,10 @@ class Pipeline:
         return self.runtime.store
 
     @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -29,10 +29,10 @@ from flows.config import FlowConfig
 from flows.metrics import MetricsServer, metrics_address
 from operators.batching import EncodeStage
 from operators.capture import ArenaControl
+from operators.frame import Frame
 from operators.ledger import Ledger
 from operators.observation import Observation
 from operators.outcome import Outcome, Status
-from operators.frame import Frame
 from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
 from operators.stats import percentiles
 from operators.truth import HUD_FIELDS

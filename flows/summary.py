@@ -100,7 +100,10 @@ def _placement(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "worker_count": max((p.get("worker_count", 0) for p in parts), default=0),
         "streams": dict(sorted(streams.items())),
-        **{k: sum(p.get(k, 0) for p in parts) for k in ("frames", "crossed_frames", "crossed_bytes")},
+        **{
+            k: sum(p.get(k, 0) for p in parts)
+            for k in ("frames", "crossed_frames", "crossed_bytes")
+        },
     }
 
 

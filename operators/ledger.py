@@ -104,6 +104,20 @@ class Ledger:
                 out[s.value] = self._status[s.value]
             return out
 
+    def stream_counts(self, stream_id: str) -> dict[str, int]:
+        """:meth:`counts` for one stream."""
+        with self._lock:
+            out = {
+                "captured": self._captured_by_stream[stream_id],
+                "in_flight": len(self._open.get(stream_id, ())),
+            }
+            for s in Status:
+                out[s.value] = 0
+            for (sid, status, _reason), n in self._by_stream.items():
+                if sid == stream_id:
+                    out[status] += n
+            return out
+
     def by_stream(self) -> tuple[dict[str, int], dict[tuple[str, str, str], int], dict[str, int]]:
         """Per stream: frames captured, frames resolved by ``(stream, status, reason)``, and
         frames in flight (for metrics endpoints)."""

@@ -38,8 +38,8 @@ from operators.dedup import DedupStage
 from operators.frame import Frame
 from operators.observation import Encoded, Observation
 from operators.order import OrderStage, Part
-from operators.placement import place, routing_key
 from operators.outcome import CacheEntry, Outcome
+from operators.placement import place, routing_key
 from operators.reading import VisionResult
 from operators.stage import StreamLogic
 from operators.vision import VisionStage

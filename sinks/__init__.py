@@ -10,6 +10,7 @@ sinks``), or by calling :func:`register_env` (``import flows.env`` does)::
     import gymnasium as gym
     import sinks  # noqa: F401
     env = gym.make("framewax/VisionPipeline-v0", config="flows/configs/default.toml")
+    envs = gym.make_vec("framewax/VisionPipeline-v0", num_envs=4)  # one pipeline, 4 streams
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import sys
 
 ENV_ID = "framewax/VisionPipeline-v0"
 ENV_ENTRY_POINT = "flows.env:VisionPipelineEnv"
+VECTOR_ENTRY_POINT = "flows.vec_env:VisionPipelineVecEnv"
 
-__all__ = ["ENV_ENTRY_POINT", "ENV_ID", "register_env"]
+__all__ = ["ENV_ENTRY_POINT", "ENV_ID", "VECTOR_ENTRY_POINT", "register_env"]
 
 
 def register_env() -> None:
@@ -30,6 +32,8 @@ def register_env() -> None:
         gym.register(
             id=ENV_ID,
             entry_point=ENV_ENTRY_POINT,
+            # make_vec(..., num_envs=N): one pipeline with N streams, not N pipelines
+            vector_entry_point=VECTOR_ENTRY_POINT,
             # A live pipeline: observations depend on timing, not only on seed and actions.
             nondeterministic=True,
         )

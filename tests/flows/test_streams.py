@@ -67,12 +67,25 @@ def run_processes(tmp_path, config_text, *, processes=2, workers=1, env=None, ti
     cfg.write_text(config_text)
     addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
     env = dict(
-        os.environ, **(env or {}), FRAMEWAX_CONFIG=str(cfg), FRAMEWAX_SUMMARY=str(tmp_path / "run.json")
+        os.environ,
+        **(env or {}),
+        FRAMEWAX_CONFIG=str(cfg),
+        FRAMEWAX_SUMMARY=str(tmp_path / "run.json"),
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", "flows.vision", "-i", str(i), "-a", addresses]
-            + ["-w", str(workers)],
+            [
+                sys.executable,
+                "-m",
+                "bytewax.run",
+                "flows.vision",
+                "-i",
+                str(i),
+                "-a",
+                addresses,
+                "-w",
+                str(workers),
+            ],
             cwd=ROOT,
             env=env,
             stderr=subprocess.PIPE,
@@ -229,7 +242,7 @@ def test_bytewax_routes_each_routing_key_to_the_worker_it_was_made_for(workers):
     keyed = op.key_on("key", op.input("in", flow, TestingSource(keys + streams)), lambda k: k)
     op.output("out", op.stateful_map("state", keyed, lambda st, v: (st, v)), Sink())
     cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    assert {k: seen[k] for k in keys} == {k: {where[s]} for k, s in zip(keys, streams)}
+    assert {k: seen[k] for k in keys} == {k: {where[s]} for k, s in zip(keys, streams, strict=True)}
     # The bare names do land by the same hash, and (for this list) not all where placed.
     assert {s: seen[s] for s in streams} == {s: {worker_of_key(s, workers)} for s in streams}
     assert any(worker_of_key(s, workers) != where[s] for s in streams)

@@ -1,0 +1,122 @@
+"""Stable-Baselines3's ``VecEnv`` over one framewax pipeline (``pip install "framewax[rl]"``).
+
+    from flows.sb3 import SB3VecEnv
+    from stable_baselines3 import PPO
+
+    venv = SB3VecEnv(num_envs=4)                  # one dataflow, four arena streams
+    PPO("MultiInputPolicy", venv, n_steps=128).learn(10_000)
+    venv.close()
+
+It adapts :class:`~flows.vec_env.VisionPipelineVecEnv` to SB3's conventions:
+``step_async`` applies every sub-env's action, ``step_wait`` waits once and
+observes; a sub-env whose episode ended is reset in the same step, its last
+observation in ``info["terminal_observation"]`` and
+``info["TimeLimit.truncated"]`` set as SB3 expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+
+from flows.env import ObsDict
+from flows.vec_env import VisionPipelineVecEnv
+
+__all__ = ["SB3VecEnv"]
+
+
+class SB3VecEnv(VecEnv):
+    """SB3 ``VecEnv``: N sub-envs over one pipeline.
+
+    Give it a :class:`~flows.vec_env.VisionPipelineVecEnv` (``venv``), or its arguments
+    (``num_envs``, ``config``, ``overrides``, ...) to make one.
+    """
+
+    def __init__(self, venv: VisionPipelineVecEnv | None = None, **kwargs: Any) -> None:
+        if venv is not None and kwargs:
+            msg = "give either a VisionPipelineVecEnv or the arguments to make one, not both"
+            raise ValueError(msg)
+        self.venv = venv if venv is not None else VisionPipelineVecEnv(**kwargs)
+        self.envs = self.venv.envs
+        self._actions: Sequence[Any] | None = None
+        super().__init__(
+            self.venv.num_envs, self.venv.single_observation_space, self.venv.single_action_space
+        )
+
+    def reset(self) -> dict[str, np.ndarray]:
+        observations = []
+        for i, env in enumerate(self.envs):
+            options = self._options[i] or None
+            obs, self.reset_infos[i] = env.reset(seed=self._seeds[i], options=options)
+            observations.append(obs)
+        self._reset_seeds()
+        self._reset_options()
+        return _stack(observations)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = list(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            msg = "step_wait() without step_async()"
+            raise RuntimeError(msg)
+        actions, self._actions = self._actions, None
+        results = self.venv.step_envs(actions)
+        observations: list[ObsDict] = []
+        rewards = np.zeros(self.num_envs, dtype=np.float32)
+        dones = np.zeros(self.num_envs, dtype=np.bool_)
+        infos: list[dict[str, Any]] = []
+        for i, result in enumerate(results):
+            assert result is not None
+            obs, reward, terminated, truncated, info = result
+            rewards[i], dones[i] = float(reward), terminated or truncated
+            info["TimeLimit.truncated"] = truncated and not terminated
+            if dones[i]:
+                info["terminal_observation"] = obs
+                obs, self.reset_infos[i] = self.envs[i].reset()
+            observations.append(obs)
+            infos.append(info)
+        return _stack(observations), rewards, dones, infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [env.render() for env in self.envs]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.envs[i], attr_name) for i in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        for i in self._indices(indices):
+            setattr(self.envs[i], attr_name, value)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        return [
+            getattr(self.envs[i], method_name)(*method_args, **method_kwargs)
+            for i in self._indices(indices)
+        ]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [isinstance(self.envs[i], wrapper_class) for i in self._indices(indices)]
+
+    def _indices(self, indices: VecEnvIndices) -> Iterable[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+
+def _stack(observations: list[ObsDict]) -> dict[str, np.ndarray]:
+    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}

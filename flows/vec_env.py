@@ -1,0 +1,210 @@
+"""Many envs, one pipeline: ``gymnasium.make_vec("framewax/VisionPipeline-v0", num_envs=N)``.
+
+A vector env of N copies of :class:`~flows.env.VisionPipelineEnv` would start N
+dataflows, each with its own models (N OCR models, N torch encoders, N HTTP
+connection pools), and N times the memory. :class:`VisionPipelineVecEnv` runs
+**one** dataflow with N streams (the arena gets ``streams = N``; a replay or
+another source must have at least N) and one set of models; sub-env ``i`` acts
+on and observes stream ``i`` only, and its ``info`` carries that stream's
+ledger. A step applies every sub-env's action first, then waits (``max_wait_ms``,
+one deadline for all) and reads every observation, so N envs cost one wait,
+not N.
+
+Autoreset follows Gymnasium's default (``AutoresetMode.NEXT_STEP``): the step
+after an episode ends resets that sub-env and ignores its action.
+:class:`flows.sb3.SB3VecEnv` adapts the same env to Stable-Baselines3's
+``VecEnv`` (same-step reset, ``terminal_observation`` in ``info``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, SupportsFloat
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+
+from flows.config import FlowConfig, load_config
+from flows.env import ControlRate, ObsDict, VisionPipelineEnv, arena_for_agent
+from flows.runner import Pipeline
+
+__all__ = ["StepResult", "VisionPipelineVecEnv"]
+
+StepResult = tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]
+
+
+class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
+    """N sub-envs over one framewax pipeline, one stream each.
+
+    Args:
+        num_envs: how many sub-envs (streams).
+        config, overrides: as for :class:`~flows.env.VisionPipelineEnv`; an arena gets
+            ``capture.options.streams = num_envs``.
+        max_wait_ms, max_episode_steps: per sub-env, as for the single env.
+        control_hz: one control rate for the whole vector (0: none).
+        render_mode: ``"rgb_array"``: :meth:`render` returns each sub-env's picture.
+        workers: Bytewax workers for the one dataflow (streams are spread over them).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        config: str | os.PathLike[str] | FlowConfig | Mapping[str, Any] | None = None,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        max_wait_ms: float | None = None,
+        max_episode_steps: int | None = None,
+        control_hz: float | None = None,
+        render_mode: str | None = None,
+        workers: int = 1,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            msg = f"num_envs = {num_envs!r}: expected an integer >= 1"
+            raise ValueError(msg)
+        cfg = load_config(config, overrides)
+        if cfg.capture.source == "arena":
+            cfg = load_config(cfg, {"capture": {"options": {"streams": num_envs}}})
+        cfg = arena_for_agent(cfg)
+        self.pipeline = Pipeline(cfg, controlled=True, workers=workers)
+        streams = self.pipeline.runtime.stream_ids()
+        if len(streams) < num_envs:
+            msg = (
+                f"num_envs = {num_envs}, but the {cfg.capture.source!r} source has "
+                f"{len(streams)} streams ({streams}); give it one stream per env"
+            )
+            raise ValueError(msg)
+        self.envs = [
+            VisionPipelineEnv(
+                pipeline=self.pipeline,
+                stream_id=sid,
+                max_wait_ms=max_wait_ms,
+                max_episode_steps=max_episode_steps,
+                control_hz=0.0,  # the vector keeps one rate for all its sub-envs
+                render_mode=render_mode,
+            )
+            for sid in streams[:num_envs]
+        ]
+        self.num_envs = num_envs
+        self.render_mode = render_mode
+        self.rate = ControlRate(cfg.env.control_hz if control_hz is None else float(control_hz))
+        self.max_wait_ms = self.envs[0].max_wait_ms
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.stream_ids = list(streams[:num_envs])
+        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
+
+    # -- the shared step, for both adapters ---------------------------------------
+    def step_envs(
+        self, actions: Sequence[Any], skip: Sequence[bool] = ()
+    ) -> list[StepResult | None]:
+        """Apply each sub-env's action (all first), wait once, then observe each.
+
+        ``skip[i]`` leaves sub-env ``i`` out (its entry is ``None``). Input held by any
+        executor is released if anything fails half-way.
+        """
+        skipped = list(skip) or [False] * self.num_envs
+        acts: list[list[int] | None] = []
+        for i, action in enumerate(actions):
+            if skipped[i]:
+                acts.append(None)
+                continue
+            if action not in self.single_action_space:
+                msg = f"action {action!r} for env {i} is not in {self.single_action_space}"
+                raise ValueError(msg)
+            acts.append([int(a) for a in action])
+        try:
+            sent = [
+                None if a is None else env._send(a) for env, a in zip(self.envs, acts, strict=True)
+            ]
+            if self.max_wait_ms > 0:
+                deadline = time.monotonic() + self.max_wait_ms / 1000.0
+                for env, s in zip(self.envs, sent, strict=True):
+                    if s is not None:
+                        env._await(s, deadline)
+            overrun = self.rate.wait()
+            return [
+                None if s is None else env._observe(s, overrun)
+                for env, s in zip(self.envs, sent, strict=True)
+            ]
+        except BaseException:
+            for env in self.envs:
+                env.executor.release_all()  # an error (or Ctrl-C) mid-step leaves no key down
+            raise
+
+    def reset_env(
+        self, index: int, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsDict, dict[str, Any]]:
+        return self.envs[index].reset(seed=seed, options=options)
+
+    # -- gymnasium.vector API -----------------------------------------------------
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                msg = f"{len(seeds)} seeds for {self.num_envs} envs"
+                raise ValueError(msg)
+        infos: dict[str, Any] = {}
+        observations = []
+        for i, s in enumerate(seeds):
+            obs, info = self.reset_env(i, seed=s, options=options)
+            observations.append(obs)
+            infos = self._add_info(infos, info, i)
+        self._autoreset[:] = False
+        self.rate.restart()
+        return self._batch(observations), infos
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        per_env = list(iterate(self.action_space, actions))
+        results = self.step_envs(per_env, skip=list(self._autoreset))
+        observations = []
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=np.bool_)
+        truncated = np.zeros(self.num_envs, dtype=np.bool_)
+        infos: dict[str, Any] = {}
+        for i, result in enumerate(results):
+            if result is None:  # its episode ended last step: reset it now (NEXT_STEP mode)
+                obs, info = self.reset_env(i)
+            else:
+                obs, reward, terminated[i], truncated[i], info = result
+                rewards[i] = float(reward)
+            observations.append(obs)
+            infos = self._add_info(infos, info, i)
+        self._autoreset = terminated | truncated
+        return self._batch(observations), rewards, terminated, truncated, infos
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode is None:
+            return None
+        frames = [env.render() for env in self.envs]
+        return tuple(f for f in frames if f is not None)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Release every sub-env's input, then stop the one pipeline."""
+        try:
+            for env in self.envs:
+                env.close()
+        finally:
+            self.pipeline.stop()
+
+    def _batch(self, observations: list[ObsDict]) -> dict[str, np.ndarray]:
+        out: Any = create_empty_array(self.single_observation_space, self.num_envs)
+        batched: Any = concatenate(self.single_observation_space, observations, out)
+        return batched
