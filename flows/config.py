@@ -142,6 +142,14 @@ class EnvConfig:
     """Registry name or ``"module:attr"`` of ``reward(prev_obs, obs) -> (reward, terminated)``."""
 
 
+class KeyPlacement(str, Enum):
+    """Where a stream's steps run: ``local`` (on the worker that captures it: no frame
+    crosses processes) or ``hash`` (Bytewax's hash of the stream's name; for comparison)."""
+
+    LOCAL = "local"
+    HASH = "hash"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     status_interval_s: float = 1.0
@@ -151,6 +159,9 @@ class RunConfig:
     metrics: str = ""
     """Serve Prometheus metrics at this ``host:port`` while the run lasts (``""``: off;
     ``":9464"`` is loopback; ``FRAMEWAX_METRICS`` overrides it)."""
+    placement: KeyPlacement = KeyPlacement.LOCAL
+    """``local``: each stream's steps run on the worker that captures it (frames never cross
+    processes); ``hash``: Bytewax's own placement by the stream's name (frames may cross)."""
     shutdown_ms: float = 2000.0
     """On SIGINT / SIGTERM (or ``Pipeline.stop()``, the env's ``close()``): how long work in
     flight may still finish; what is left then is ``failed(timeout)`` / ``dropped(shutdown)``."""

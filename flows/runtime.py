@@ -99,17 +99,17 @@ class SourceStage:
 
 
 class Placement:
-    """Where this process's streams are captured, and what reached it from elsewhere.
+    """Which streams this process works on, and what reached it from elsewhere.
 
-    Filled as this process's workers open their streams (``placed``) and as frames reach
-    their first keyed step (``arrived``): a frame captured in another process came over
-    the network, pickled at full size, and is counted here.
+    Filled as this process's workers start (``placed``: the streams whose steps run on
+    each) and as frames reach their first keyed step (``arrived``): a frame captured in
+    another process came over the network, pickled at full size, and is counted here.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.pid = os.getpid()
-        self.streams: dict[str, int] = {}  # this process's streams -> capture worker
+        self.streams: dict[str, int] = {}  # streams whose steps run here -> their worker
         self.worker_count = 0
         self.crossed_frames = 0
         self.crossed_bytes = 0
@@ -166,8 +166,8 @@ class Runtime:
         self.placement.arrived(frame)
 
     def placed(self, worker_index: int, worker_count: int, stream_ids: list[str]) -> None:
-        """A worker of this process opened ``stream_ids``: cluster-wide limits are shared
-        out by streams, so this process takes its fraction of each."""
+        """``stream_ids``' steps run on a worker of this process: a remote model's limits are
+        the cluster's, shared out by streams, so this process takes its fraction of each."""
         self.placement.placed(worker_index, worker_count, stream_ids)
         total = len(self.stream_ids())
         mine = len(self.placement.snapshot()["streams"])
@@ -266,11 +266,16 @@ class Reporter:
         self.workers: list[int] = []  # this process's worker indexes
         self.worker_count = 0  # every process's workers together
         self.summary_written = False
+        self.first_capture: float | None = None  # the earliest capture time resolved here
+        self.last_output: float | None = None  # when the last frame was resolved here
 
     def on_item(self, item: Observation | Outcome) -> None:
         now = time.time()
         with self._lock:
             self.resolved += 1
+            if self.first_capture is None or item.captured_at < self.first_capture:
+                self.first_capture = item.captured_at
+            self.last_output = now
             if isinstance(item, Observation):
                 self.latency_ms.append((now - item.captured_at) * 1000.0)
                 if self.rt.metrics is not None:
@@ -382,6 +387,7 @@ class Reporter:
             }
             latency = percentiles(self.latency_ms)
             resolved = self.resolved
+            window = {"first_capture": self.first_capture, "last_output": self.last_output}
         index, count = self.process
         out: dict[str, Any] = {
             "config": rt.config.path,
@@ -394,6 +400,7 @@ class Reporter:
             "latency_ms": latency,
             "hud_accuracy": accuracy,
             "placement": rt.placement.snapshot(),
+            "window": window,
         }
         for name, stage in rt.stages.items():
             out[name] = stage.metrics()

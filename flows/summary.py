@@ -85,6 +85,7 @@ def merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "latency_ms": max((s["latency_ms"] for s in summaries), key=lambda x: x.get("p99", 0)),
         "hud_accuracy": _accuracy([s["hud_accuracy"] for s in summaries]),
         "placement": _placement([s.get("placement", {}) for s in summaries]),
+        "window": _window([s.get("window", {}) for s in summaries]),
         "by_process": [
             {k: s.get(k) for k in ("process", "ledger", "fps", "latency_ms", "placement")}
             for s in summaries
@@ -104,6 +105,16 @@ def _placement(parts: list[dict[str, Any]]) -> dict[str, Any]:
             k: sum(p.get(k, 0) for p in parts)
             for k in ("frames", "crossed_frames", "crossed_bytes")
         },
+    }
+
+
+def _window(parts: list[dict[str, Any]]) -> dict[str, float | None]:
+    """From the cluster's first capture to its last output (epoch seconds)."""
+    firsts = [p["first_capture"] for p in parts if p.get("first_capture") is not None]
+    lasts = [p["last_output"] for p in parts if p.get("last_output") is not None]
+    return {
+        "first_capture": min(firsts) if firsts else None,
+        "last_output": max(lasts) if lasts else None,
     }
 
 

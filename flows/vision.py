@@ -23,7 +23,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from flows.cluster import workers_per_process
-from flows.config import FlowConfig, load_config
+from flows.config import FlowConfig, KeyPlacement, load_config
 from flows.registry import build as build_stage
 from flows.runtime import Runtime, SourceStage
 from operators.batching import EncodeStage
@@ -97,6 +97,7 @@ def build(
         stop=rt.stop,
         workers_per_process=rt.workers_per_process,
         on_placed=rt.placed,
+        local_keys=cfg.run.placement is KeyPlacement.LOCAL,
     )
     # (stream_id, Frame)
     checked = dedup("dedup", frames, dedup_stage)

@@ -87,6 +87,9 @@ class LocalVisionBackend:
         )
         self.enemy_rgb = np.array(enemy_rgb, np.int16)
         self.enemy_tolerance = int(enemy_tolerance)
+        # |pixel - colour| <= tolerance on every channel, as one cv2.inRange (no int16 copy)
+        self._enemy_lo = np.clip(self.enemy_rgb - self.enemy_tolerance, 0, 255).astype(np.uint8)
+        self._enemy_hi = np.clip(self.enemy_rgb + self.enemy_tolerance, 0, 255).astype(np.uint8)
         self.min_enemy_area = float(min_enemy_area)
         self.ocr_height = int(ocr_height)
         self.ocr_threads = int(ocr_threads)
@@ -136,8 +139,7 @@ class LocalVisionBackend:
 
     def find_enemies(self, image: np.ndarray) -> tuple[Detection, ...]:
         h, w = image.shape[:2]
-        diff = np.abs(image.astype(np.int16) - self.enemy_rgb).max(axis=2)
-        mask = (diff <= self.enemy_tolerance).astype(np.uint8)
+        mask = cv2.inRange(image, self._enemy_lo, self._enemy_hi)
         n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         min_px = self.min_enemy_area * h * w
         dets = []

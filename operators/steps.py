@@ -39,7 +39,7 @@ from operators.frame import Frame
 from operators.observation import Encoded, Observation
 from operators.order import OrderStage, Part
 from operators.outcome import CacheEntry, Outcome
-from operators.placement import place, routing_key
+from operators.placement import place, routing_key, worker_of_key
 from operators.reading import VisionResult
 from operators.stage import StreamLogic
 from operators.vision import VisionStage
@@ -148,7 +148,8 @@ class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame]]):
 
 
 Placed = Callable[[int, int, list[str]], None]
-"""``on_placed(worker_index, worker_count, stream_ids)``: a worker opened these streams."""
+"""``on_placed(worker_index, worker_count, stream_ids)``: these streams' steps run on this
+worker (with local keys: the streams it captures)."""
 
 
 class FrameSource(DynamicSource[tuple[str, Frame]]):
@@ -165,19 +166,30 @@ class FrameSource(DynamicSource[tuple[str, Frame]]):
         *,
         workers_per_process: int = 1,
         on_placed: Placed | None = None,
+        local_keys: bool = True,
     ) -> None:
         self.stage = stage
         self.stop = stop
         self.workers_per_process = workers_per_process
         self.on_placed = on_placed
+        self.local_keys = local_keys
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _WorkerStreams:
-        where = place(self.stage.stream_ids(), worker_count, self.workers_per_process)
-        mine = [s for s, w in where.items() if w == worker_index]
+        streams = self.stage.stream_ids()
+        where = place(streams, worker_count, self.workers_per_process)
+        keys = {
+            s: routing_key(s, w, worker_count) if self.local_keys else s for s, w in where.items()
+        }
         if self.on_placed is not None:
-            self.on_placed(worker_index, worker_count, mine)
-        keys = {s: routing_key(s, worker_index, worker_count) for s in mine}
-        return _WorkerStreams({s: self.stage.open(s) for s in mine}, keys, self.stop)
+            # the streams whose steps (dedup, model calls, order, sink) run on this worker
+            steps_here = [
+                s for s in streams if worker_of_key(keys[s], worker_count) == worker_index
+            ]
+            self.on_placed(worker_index, worker_count, steps_here)
+        mine = [s for s in streams if where[s] == worker_index]
+        return _WorkerStreams(
+            {s: self.stage.open(s) for s in mine}, {s: keys[s] for s in mine}, self.stop
+        )
 
 
 @operator
@@ -190,6 +202,7 @@ def capture(
     *,
     workers_per_process: int = 1,
     on_placed: Placed | None = None,
+    local_keys: bool = True,
 ) -> KeyedStream[Frame]:
     """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed so that a
     capture stage's streams stay on the worker that captures them.
@@ -197,7 +210,8 @@ def capture(
     ``on_capture(frame)`` is called for every frame before it goes on (the ledger's
     ``captured``), on the worker whose steps, and sink, resolve that frame: each
     process's ledger holds its own streams' captures and outcomes. A Bytewax source
-    named by a config is keyed by ``stream_id`` (Bytewax's placement). Out:
+    named by a config is keyed by ``stream_id`` (Bytewax's placement), and so is every
+    stream with ``local_keys=False`` (to measure what locality saves). Out:
     ``(key, Frame)``; the key is an address, ``Frame.stream_id`` names the stream.
     """
     if isinstance(source, Source):
@@ -205,7 +219,11 @@ def capture(
         keyed: KeyedStream[Frame] = op.key_on("key", frames, lambda f: f.stream_id)
     else:
         src = FrameSource(
-            source, stop, workers_per_process=workers_per_process, on_placed=on_placed
+            source,
+            stop,
+            workers_per_process=workers_per_process,
+            on_placed=on_placed,
+            local_keys=local_keys,
         )
         keyed = op.input("source", flow, src)
     if on_capture is None:

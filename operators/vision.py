@@ -189,13 +189,16 @@ class VisionStage:
         return VisionQueue(self)
 
     def set_share(self, share: float) -> None:
-        """``max_in_flight`` (and each endpoint's) is for the whole cluster: this process
-        takes ``share`` of it (its fraction of the streams), rounded down, at least 1."""
+        """A remote model's limits are the whole cluster's: with a backend that shares a
+        server (:class:`~operators.stage.SupportsShare`, the HTTP backends) this process
+        takes ``share`` of ``max_in_flight`` and of each endpoint's limit (its fraction of
+        the streams), rounded down, at least 1. An in-process model is this process's own
+        (its own cores): its limit stays what the config says, per process."""
         if not 0.0 < share <= 1.0:
             msg = f"share must be in (0, 1]; got {share}"
             raise ValueError(msg)
-        self.pool.set_limit(math.floor(self.policy.max_in_flight * share + 1e-9))
         if isinstance(self.backend, SupportsShare):
+            self.pool.set_limit(math.floor(self.policy.max_in_flight * share + 1e-9))
             self.backend.set_share(share)
 
     def warm_up(self) -> None:

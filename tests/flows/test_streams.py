@@ -142,6 +142,25 @@ def test_two_processes_on_loopback_each_ledger_their_streams_and_the_merge_balan
     assert len(merged["placement"]["streams"]) == 4 and merged["placement"]["crossed_frames"] == 0
 
 
+def test_with_bytewax_placement_frames_cross_and_are_counted(tmp_path):
+    """The crossing counter is real: keyed by name (``placement = "hash"``), both streams'
+    steps land on worker 0 (their names hash there), so process 1's frames all cross."""
+    from operators.placement import worker_of_key
+
+    assert [worker_of_key(f"arena-{i}", 2) for i in range(2)] == [0, 0]
+    parts = run_processes(
+        tmp_path,
+        "[capture.options]\nframes = 20\nfps = 20.0\nstreams = 2\nwidth = 320\nheight = 180\n"
+        '[batch.options]\ndevice = "cpu"\nthreads = 1\n[run]\nstatus_interval_s = 0.0\n'
+        'placement = "hash"\n',
+    )
+    p0, p1 = (s["placement"] for s in parts)
+    assert p0["frames"] == 40 and p0["crossed_frames"] == 20, p0  # arena-1, from process 1
+    assert p0["crossed_bytes"] == 20 * 320 * 180 * 3
+    assert p1["frames"] == 0 and parts[1]["ledger"]["captured"] == 0
+    assert all(s["ledger"]["balanced"] for s in parts)
+
+
 def test_max_in_flight_holds_for_the_whole_cluster(tmp_path):
     """Two processes against one server with ``max_in_flight = 4``: each takes its share
     (2), so the server never has more than 4 of the cluster's calls at once."""

@@ -114,3 +114,28 @@ def test_adaptive_limit_is_cut_when_latency_rises():
 def test_an_endpoint_needs_a_positive_limit(bad):
     with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
         EndpointState("http://x", bad)
+
+
+def test_a_share_of_the_cluster_caps_each_endpoint_rounding_down_to_at_least_one():
+    eps = [EndpointState("http://a", 8), EndpointState("http://b", 3), EndpointState("http://c", 1)]
+    router = Router(eps)
+    router.set_share(0.5)
+    assert [ep.limit for ep in eps] == [4, 1, 1]
+    leases = [router.reserve() for _ in range(8)]
+    assert sum(lease is not None for lease in leases) == 6  # 4 + 1 + 1, then none
+    router.set_share(1.0)
+    assert [ep.limit for ep in eps] == [8, 3, 1]
+    with pytest.raises(ValueError, match="share"):
+        router.set_share(0.0)
+
+
+def test_a_pool_limit_lowers_and_rises_within_its_capacity():
+    from operators.pool import BoundedPool
+
+    pool = BoundedPool("p", 4)
+    pool.set_limit(2)
+    assert [pool.try_acquire() for _ in range(3)] == [True, True, False]
+    pool.set_limit(99)
+    assert pool.limit == 4 and pool.try_acquire() and pool.try_acquire() and not pool.try_acquire()
+    pool.set_limit(0)
+    assert pool.limit == 1
