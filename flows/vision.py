@@ -98,6 +98,7 @@ def build(
         workers_per_process=rt.workers_per_process,
         on_placed=rt.placed,
         local_keys=cfg.run.placement is KeyPlacement.LOCAL,
+        on_stop=rt.shutdown,  # a stop in one process stops every process of the cluster
     )
     # (stream_id, Frame)
     checked = dedup("dedup", frames, dedup_stage)

@@ -20,6 +20,7 @@ run starts each stream's logic empty.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow, operator
+from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import DynamicSource, Source, StatelessSourcePartition
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
@@ -48,6 +49,7 @@ __all__ = [
     "DedupOut",
     "Driven",
     "FrameSource",
+    "StopSignal",
     "batch_encode",
     "call_vision",
     "capture",
@@ -101,24 +103,47 @@ def _driven(
 # -- capture ------------------------------------------------------------------------
 
 
-class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame]]):
-    """The streams one worker captures, each frame keyed to stay on this worker."""
+@dataclass(frozen=True)
+class StopSignal:
+    """A stop (signal, ``stop()``) that reached one process, on its way to every worker of
+    the cluster, so a Ctrl-C in one process stops them all."""
+
+    pid: int
+
+
+class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame | StopSignal]]):
+    """The streams one worker captures, each frame keyed to stay on this worker.
+
+    When the run's ``stop`` is set, it sends one :class:`StopSignal` to every worker of
+    the cluster (``everyone``: a routing key per worker) and ends.
+    """
 
     STOP_CHECK_S = 0.1
     """A stream waiting longer than this (a recording paced as recorded) is still asked this
     often, so a stop is seen within it."""
 
     def __init__(
-        self, streams: dict[str, FrameStream], keys: dict[str, str], stop: threading.Event | None
+        self,
+        streams: dict[str, FrameStream],
+        keys: dict[str, str],
+        stop: threading.Event | None,
+        everyone: list[str],
     ) -> None:
         self.streams = streams
         self.keys = keys
         self.stop = stop
+        self.everyone = everyone
+        self.stopped = False
 
-    def next_batch(self) -> list[tuple[str, Frame]]:
-        if not self.streams or (self.stop is not None and self.stop.is_set()):
+    def next_batch(self) -> list[tuple[str, Frame | StopSignal]]:
+        if not self.streams or self.stopped:
             raise StopIteration
-        out: list[tuple[str, Frame]] = []
+        if self.stop is not None and self.stop.is_set():
+            self.stopped = True
+            self.close()
+            signal = StopSignal(os.getpid())
+            return [(key, signal) for key in self.everyone]
+        out: list[tuple[str, Frame | StopSignal]] = []
         for sid, stream in list(self.streams.items()):
             try:
                 frames = stream.next_frames()
@@ -152,11 +177,11 @@ Placed = Callable[[int, int, list[str]], None]
 worker (with local keys: the streams it captures)."""
 
 
-class FrameSource(DynamicSource[tuple[str, Frame]]):
+class FrameSource(DynamicSource[tuple[str, Frame | StopSignal]]):
     """A capture stage as a Bytewax source, placed so every stream's work stays where its
     frames are (:mod:`operators.placement`): each worker opens the streams placed on it and
     keys their frames to itself. Out: ``(routing_key, Frame)``; every stream ends at its end
-    or when ``stop`` is set.
+    or when ``stop`` is set (then a :class:`StopSignal` goes to every worker).
     """
 
     def __init__(
@@ -187,8 +212,9 @@ class FrameSource(DynamicSource[tuple[str, Frame]]):
             ]
             self.on_placed(worker_index, worker_count, steps_here)
         mine = [s for s in streams if where[s] == worker_index]
+        everyone = [routing_key("framewax-stop", w, worker_count) for w in range(worker_count)]
         return _WorkerStreams(
-            {s: self.stage.open(s) for s in mine}, {s: keys[s] for s in mine}, self.stop
+            {s: self.stage.open(s) for s in mine}, {s: keys[s] for s in mine}, self.stop, everyone
         )
 
 
@@ -203,6 +229,7 @@ def capture(
     workers_per_process: int = 1,
     on_placed: Placed | None = None,
     local_keys: bool = True,
+    on_stop: Callable[[str], None] | None = None,
 ) -> KeyedStream[Frame]:
     """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed so that a
     capture stage's streams stay on the worker that captures them.
@@ -211,12 +238,14 @@ def capture(
     ``captured``), on the worker whose steps, and sink, resolve that frame: each
     process's ledger holds its own streams' captures and outcomes. A Bytewax source
     named by a config is keyed by ``stream_id`` (Bytewax's placement), and so is every
-    stream with ``local_keys=False`` (to measure what locality saves). Out:
+    stream with ``local_keys=False`` (to measure what locality saves). A stop that
+    reaches one process (``stop`` set there) reaches every worker of the cluster, where
+    ``on_stop(why)`` is called (it should set their ``stop`` too). Out:
     ``(key, Frame)``; the key is an address, ``Frame.stream_id`` names the stream.
     """
     if isinstance(source, Source):
-        frames = op.input("source", flow, source)
-        keyed: KeyedStream[Frame] = op.key_on("key", frames, lambda f: f.stream_id)
+        frames: Stream[Frame] = op.input("source", flow, source)
+        keyed: Any = op.key_on("key", frames, lambda f: f.stream_id)
     else:
         src = FrameSource(
             source,
@@ -226,15 +255,17 @@ def capture(
             local_keys=local_keys,
         )
         keyed = op.input("source", flow, src)
-    if on_capture is None:
-        return keyed
-    record = on_capture
 
-    def ledger(_state: None, frame: Frame) -> tuple[None, Frame]:
-        record(frame)
-        return None, frame
+    def on_item(_state: None, item: Frame | StopSignal) -> tuple[None, Frame | StopSignal]:
+        if isinstance(item, StopSignal):
+            if on_stop is not None and item.pid != os.getpid():
+                on_stop(f"stopped in process {item.pid}")
+        elif on_capture is not None:
+            on_capture(item)
+        return None, item
 
-    return op.stateful_map("captured", keyed, ledger)
+    seen: Any = op.stateful_map("captured", keyed, on_item)
+    return op.filter_value("frames", seen, lambda item: isinstance(item, Frame))
 
 
 # -- dedup ----------------------------------------------------------------------------

@@ -265,3 +265,67 @@ def test_bytewax_routes_each_routing_key_to_the_worker_it_was_made_for(workers):
     # The bare names do land by the same hash, and (for this list) not all where placed.
     assert {s: seen[s] for s in streams} == {s: {worker_of_key(s, workers)} for s in streams}
     assert any(worker_of_key(s, workers) != where[s] for s in streams)
+
+
+@pytest.mark.parametrize("signalled", [0, 1])
+def test_a_signal_to_one_process_stops_the_whole_cluster(tmp_path, signalled):
+    """Ctrl-C in one terminal: that process's sources stop and tell every worker of the
+    cluster, so both processes drain, write balanced summaries and exit 0."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from flows.summary import merge
+    from tests.conftest import ROOT
+
+    cfg = tmp_path / "forever.toml"
+    cfg.write_text(
+        "[capture.options]\nframes = 0\nfps = 20.0\nstreams = 2\nwidth = 320\nheight = 180\n"
+        '[batch.options]\ndevice = "cpu"\nthreads = 1\n[run]\nstatus_interval_s = 0.2\n'
+        "shutdown_ms = 1000.0\n"
+    )
+    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    env = dict(os.environ, FRAMEWAX_CONFIG=str(cfg), FRAMEWAX_SUMMARY=str(tmp_path / "run.json"))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "flows.vision", "-i", str(i), "-a", addresses],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    lines: list[list[str]] = [[], []]
+    readers = [
+        threading.Thread(target=lambda p=p, out=out: out.extend(p.stderr), daemon=True)
+        for p, out in zip(procs, lines, strict=True)
+    ]
+    for r in readers:
+        r.start()
+    try:
+        # both processes capturing: each has printed a status line
+        deadline = time.monotonic() + 90
+        while not all(any("[framewax] in" in x for x in out) for out in lines):
+            assert time.monotonic() < deadline, lines
+            assert all(p.poll() is None for p in procs), lines
+            time.sleep(0.1)
+        procs[signalled].send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)  # a hang fails here
+        for r in readers:
+            r.join(timeout=10)
+    finally:
+        for p in procs:
+            p.kill()
+    errs = ["".join(out) for out in lines]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-1500:] for e in errs)
+    parts = [json.loads((tmp_path / f"run.{i}.json").read_text()) for i in range(2)]
+    merged = merge(parts)
+    assert merged["ledger"]["balanced"] and merged["ledger"]["captured"] > 0, merged["ledger"]
+    assert all(s["ledger"]["captured"] > 0 for s in parts)
+    assert "SIGTERM: stopping" in errs[signalled]
