@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,7 +39,7 @@ from operators.truth import HUD_FIELDS
 from operators.vision import VisionStage
 from sinks.memory import ObservationStore
 
-__all__ = ["Placement", "Reporter", "Runtime", "SourceStage", "stop_on_signals"]
+__all__ = ["HudScore", "Placement", "Reporter", "Runtime", "SourceStage", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -244,8 +244,46 @@ class Runtime:
             self.metrics.close()
 
 
+class HudScore:
+    """HUD fields and enemy counts against ground truth, over a set of observations."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.exact = 0
+        self.fields: dict[str, int] = dict.fromkeys(HUD_FIELDS, 0)
+        self.enemy_count = 0
+
+    def add(self, obs: Observation) -> bool:
+        """Score one observation (it must have ``truth``); ``True`` if its HUD is exact."""
+        truth, hud = obs.truth, obs.vision.hud()
+        assert truth is not None
+        self.frames += 1
+        exact = True
+        for f in HUD_FIELDS:
+            if hud[f] == getattr(truth, f):
+                self.fields[f] += 1
+            else:
+                exact = False
+        self.exact += exact
+        self.enemy_count += len(obs.vision.enemies) == len(truth.enemies)
+        return exact
+
+    def summary(self) -> dict[str, Any]:
+        n = self.frames
+        return {
+            "frames": n,
+            "exact": self.exact / n if n else None,
+            "fields": {f: (v / n if n else None) for f, v in self.fields.items()},
+            "enemy_count": self.enemy_count / n if n else None,
+        }
+
+
 class Reporter:
     """Live status line and end-of-run summary of a :class:`Runtime`."""
+
+    KEPT_TRUTHS = 4096
+    """Ground truth of this many recent model-read frames is kept, to tell whether a
+    duplicate's reused HUD was stale (the screen's HUD had changed since)."""
 
     def __init__(self, rt: Runtime, stream: TextIO | None = None) -> None:
         self.rt = rt
@@ -255,10 +293,10 @@ class Reporter:
         self._lock = threading.Lock()
         self.latency_ms: deque[float] = deque(maxlen=100_000)
         self.resolved = 0
-        self.hud_total = 0
-        self.hud_exact = 0
-        self.hud_fields: dict[str, int] = dict.fromkeys(HUD_FIELDS, 0)
-        self.enemy_count_ok = 0
+        self.read = HudScore()  # observations the model read (processed)
+        self.delivered = HudScore()  # every observation the agent got, against its own frame
+        self.stale_frames = 0  # reused readings whose frame's HUD had changed since
+        self._truths: OrderedDict[tuple[str, int], tuple[Any, ...]] = OrderedDict()
         self._last_print = time.monotonic()
         self._last_counts = (0, 0)
         self.partitions = 0
@@ -280,24 +318,25 @@ class Reporter:
                 self.latency_ms.append((now - item.captured_at) * 1000.0)
                 if self.rt.metrics is not None:
                     self.rt.metrics.age.observe(now - item.captured_at)
-                if item.status is Status.PROCESSED and item.truth is not None:
+                if item.truth is not None:
                     self._score(item)
         interval = self.rt.config.run.status_interval_s
         if self.rt.report and interval > 0 and time.monotonic() - self._last_print >= interval:
             self._print_status()
 
     def _score(self, obs: Observation) -> None:
-        truth, hud = obs.truth, obs.vision.hud()
-        assert truth is not None
-        self.hud_total += 1
-        exact = True
-        for f in HUD_FIELDS:
-            if hud[f] == getattr(truth, f):
-                self.hud_fields[f] += 1
-            else:
-                exact = False
-        self.hud_exact += exact
-        self.enemy_count_ok += len(obs.vision.enemies) == len(truth.enemies)
+        assert obs.truth is not None
+        hud = tuple(getattr(obs.truth, f) for f in HUD_FIELDS)
+        self.delivered.add(obs)
+        if obs.status is Status.PROCESSED:
+            self.read.add(obs)
+            self._truths[(obs.stream_id, obs.seq)] = hud
+            while len(self._truths) > self.KEPT_TRUTHS:
+                self._truths.popitem(last=False)
+            return
+        source = self._truths.get((obs.stream_id, obs.source_seq))
+        if source is not None and source != hud:
+            self.stale_frames += 1
 
     def _print_status(self) -> None:
         now = time.monotonic()
@@ -378,12 +417,12 @@ class Reporter:
         duration = max(end - self.t0, 1e-9)
         ledger = rt.ledger.summary()
         with self._lock:
-            hud_n = self.hud_total
+            read = self.read.summary()
             accuracy = {
-                "frames": hud_n,
-                "exact": self.hud_exact / hud_n if hud_n else None,
-                "fields": {f: (v / hud_n if hud_n else None) for f, v in self.hud_fields.items()},
-                "enemy_count": self.enemy_count_ok / hud_n if hud_n else None,
+                **read,  # the model's reads, at the top level as before
+                "read": read,
+                "delivered": self.delivered.summary(),
+                "stale_frames": self.stale_frames,
             }
             latency = percentiles(self.latency_ms)
             resolved = self.resolved
@@ -456,9 +495,15 @@ def format_summary(s: dict[str, Any]) -> str:
     if acc["frames"]:
         fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items())
         lines.append(
-            f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} frames"
+            f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} model reads"
         )
         lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
+        got = acc.get("delivered") or {}
+        if got.get("frames"):
+            lines.append(
+                f"    delivered: {got['exact']:.1%} exact over {got['frames']} observations "
+                f"(each against its own frame); {acc.get('stale_frames', 0)} showed a stale HUD"
+            )
     else:
         lines.append("  HUD accuracy           n/a (no ground truth)")
     place = s.get("placement") or {}

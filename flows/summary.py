@@ -83,7 +83,16 @@ def merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "processed_fps": sum(s["processed_fps"] for s in summaries),
         # percentiles do not add up: the worst process's
         "latency_ms": max((s["latency_ms"] for s in summaries), key=lambda x: x.get("p99", 0)),
-        "hud_accuracy": _accuracy([s["hud_accuracy"] for s in summaries]),
+        "hud_accuracy": {
+            **_accuracy([s["hud_accuracy"] for s in summaries]),
+            "read": _accuracy(
+                [s["hud_accuracy"].get("read", s["hud_accuracy"]) for s in summaries]
+            ),
+            "delivered": _accuracy(
+                [s["hud_accuracy"].get("delivered", s["hud_accuracy"]) for s in summaries]
+            ),
+            "stale_frames": sum(s["hud_accuracy"].get("stale_frames", 0) for s in summaries),
+        },
         "placement": _placement([s.get("placement", {}) for s in summaries]),
         "window": _window([s.get("window", {}) for s in summaries]),
         "by_process": [

@@ -270,6 +270,7 @@ class Resequencer:
                 visual=ref.visual,
                 embedding=ref.embedding,
                 emitted_at=self.clock.now(),
+                truth=o.truth,  # this frame's own truth: what the agent got is scored against it
             )
         if isinstance(ref, Outcome):
             # The kept frame was dropped or failed: its copies end the same way.

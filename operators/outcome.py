@@ -7,12 +7,13 @@ that a kept frame's result is a scene-cache entry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from operators.frame import Frame
+    from operators.truth import GroundTruth
 
 __all__ = ["CacheEntry", "Outcome", "Status"]
 
@@ -33,7 +34,9 @@ class Outcome:
 
     ``of`` names the kept frame a duplicate or cached frame reuses;
     ``reason`` says which policy dropped a frame or why it failed;
-    ``detail`` keeps debugging text (raw model output, exception message).
+    ``detail`` keeps debugging text (raw model output, exception message);
+    ``truth`` is what a simulator knows this frame shows (a duplicate's own
+    truth, not its kept frame's), for scoring what the agent receives.
     """
 
     stream_id: str
@@ -43,6 +46,7 @@ class Outcome:
     of: int | None = None
     reason: str | None = None
     detail: str = ""
+    truth: GroundTruth | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.status in (Status.DUPLICATE, Status.CACHED) and self.of is None:
@@ -66,11 +70,20 @@ class Outcome:
 
     @classmethod
     def duplicate(cls, frame: Frame, of: int) -> Outcome:
-        return cls(frame.stream_id, frame.seq, Status.DUPLICATE, frame.captured_at, of=of)
+        return cls(
+            frame.stream_id,
+            frame.seq,
+            Status.DUPLICATE,
+            frame.captured_at,
+            of=of,
+            truth=frame.truth,
+        )
 
     @classmethod
     def cached(cls, frame: Frame, of: int) -> Outcome:
-        return cls(frame.stream_id, frame.seq, Status.CACHED, frame.captured_at, of=of)
+        return cls(
+            frame.stream_id, frame.seq, Status.CACHED, frame.captured_at, of=of, truth=frame.truth
+        )
 
     @property
     def label(self) -> str:

@@ -68,7 +68,34 @@ def test_replay_hands_the_agent_the_truth_of_every_frame(workers):
             # a frame identical to the one before it is never worth a model call
             assert obs.status is Status.DUPLICATE, obs.seq
     assert led["duplicate"] >= 10 and led["processed"] + led["duplicate"] == len(truth)
-    assert summary["hud_accuracy"]["exact"] == 1.0
+    acc = summary["hud_accuracy"]
+    assert acc["exact"] == 1.0 and acc["read"]["frames"] == led["processed"]
+    # scored over what the agent received, each against its own frame
+    assert acc["delivered"] == {**acc["delivered"], "frames": len(truth), "exact": 1.0}
+    assert acc["stale_frames"] == 0
+
+
+def test_the_summary_scores_a_duplicate_against_its_own_frame(tmp_path):
+    """A HUD change the pixels do not show (the truth of one repeated frame edited): the
+    model's reads stay exact, but the agent got a stale HUD once, and the summary says so."""
+    import shutil
+
+    rows = [json.loads(line) for line in (ARENA_SMALL / "index.jsonl").read_text().splitlines()]
+    _, images = _recording()
+    edited = next(i for i in range(1, len(images)) if np.array_equal(images[i], images[i - 1]))
+    rows[edited]["truth"]["health"] = (rows[edited]["truth"]["health"] + 37) % 100
+    rec = tmp_path / "edited"
+    shutil.copytree(ARENA_SMALL, rec)
+    (rec / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    over = replay_overrides()
+    over["capture"]["options"]["paths"] = [str(rec)]
+    summary = Pipeline(overrides=over).wait(180)
+    acc = summary["hud_accuracy"]
+    assert acc["read"]["exact"] == 1.0
+    assert acc["stale_frames"] == 1
+    assert acc["delivered"]["frames"] == 72
+    assert acc["delivered"]["exact"] == pytest.approx(71 / 72)
+    assert acc["delivered"]["fields"]["health"] == pytest.approx(71 / 72)
 
 
 def test_replay_without_dedup_processes_every_frame():
