@@ -480,6 +480,9 @@ def format_summary(s: dict[str, Any]) -> str:
             f"  vision ({vis['backend']})      {vis['completed']} calls, "
             f"p50 {vis['call_ms']['p50']:.1f} ms, peak {vis['peak_in_flight']} in flight"
         )
+    if vis.get("rejected"):
+        unsure = ", ".join(f"{k} {v}" for k, v in sorted(vis["rejected"].items()))
+        lines.append(f"    readings rejected as implausible (None instead): {unsure}")
     for ep in vis.get("endpoints", []):
         fails = ", ".join(f"{k} {v}" for k, v in sorted(ep["failures"].items())) or "none"
         lines.append(

@@ -122,7 +122,7 @@ class Signature:
 
     shape: tuple[int, ...]
     regions: tuple[np.ndarray, ...]
-    """Each HUD region, in colour, at a fixed height that still shows its digits."""
+    """Each HUD region, in colour, at a resolution that keeps its digits' strokes."""
     hash: np.ndarray
     """Difference hash of the whole frame, per colour channel, four packed bit planes:
     gradient > margin, > margin / 2, < -margin, < -margin / 2."""
@@ -137,10 +137,14 @@ class RegionDetector:
     """Region-aware change detection: a frame is a duplicate only if every region says so.
 
     - *HUD regions* (relative rectangles; ``"arena"``, ``"cs2"`` or your own) are
-      compared at ``region_height`` pixels high, enough to see a digit change
-      at any screen size: a region changed when more than ``min_pixels`` of its
-      pixels moved by more than ``pixel_threshold`` levels in any colour channel
-      (a coloured digit on a background as bright as it changes no grey).
+      compared at about the resolution they have on a ``region_rows``-row screen
+      (720: a digit's 1–2 px strokes at 720p stay strokes; up to 1080p at the
+      screen's own resolution, larger screens shrunk by a whole factor, each
+      pixel the mean of the k×k it covers, so a thin stroke is dimmed, never
+      skipped; ``region_height`` sets the rows instead): a region
+      changed when more than ``min_pixels`` of its pixels moved by more than
+      ``pixel_threshold`` levels in any colour channel (a coloured digit on a
+      background as bright as it changes no grey).
     - *The rest of the frame* by a difference hash of a ``hash_size``×
       ``hash_size`` grid, each cell the mean of 3x3 sampled pixels, each colour
       channel on its own (a red figure on a grey wall hardly changes grey),
@@ -162,7 +166,8 @@ class RegionDetector:
     def __init__(
         self,
         regions: str | Mapping[str, Sequence[float]] = "arena",
-        region_height: int = 24,
+        region_height: int | None = None,
+        region_rows: int = 720,
         pixel_threshold: int = 48,
         min_pixels: int = 3,
         hash_size: int = 32,
@@ -172,14 +177,24 @@ class RegionDetector:
         tone_threshold: int = 12,
     ) -> None:
         rects = hud_regions(regions, "dedup.options.regions")
-        if region_height < 4 or hash_size < 4 or min_pixels < 0 or hamming < 0:
-            msg = "dedup.options: region_height >= 4, hash_size >= 4, min_pixels >= 0, hamming >= 0"
+        if (
+            (region_height is not None and region_height < 4)
+            or region_rows < 16
+            or hash_size < 4
+            or min_pixels < 0
+            or hamming < 0
+        ):
+            msg = (
+                "dedup.options: region_height >= 4 (or unset), region_rows >= 16, "
+                "hash_size >= 4, min_pixels >= 0, hamming >= 0"
+            )
             raise ValueError(msg)
         if not 1 <= tone_size <= hash_size or tone_threshold < 0:
             msg = f"dedup.options: 1 <= tone_size <= hash_size ({hash_size}), tone_threshold >= 0"
             raise ValueError(msg)
         self.regions = rects
-        self.region_height = int(region_height)
+        self.region_height = None if region_height is None else int(region_height)
+        self.region_rows = int(region_rows)
         self.pixel_threshold = int(pixel_threshold)
         self.min_pixels = int(min_pixels)
         self.hash_size = int(hash_size)
@@ -195,14 +210,17 @@ class RegionDetector:
         for x0, y0, x1, y1 in self.regions.values():
             top, left = int(y0 * h), int(x0 * w)
             crop = image[top : max(int(y1 * h), top + 1), left : max(int(x1 * w), left + 1)]
-            # ``region_height`` rows high (a digit spans ~10 of them), each point
-            # bilinear over its 2x2 neighbours: a few hundred pixels read per region,
-            # whatever the screen size.
+            # Shrunk by a whole factor k (k x k pixels averaged into one) while it keeps
+            # at least the rows the region has on a `region_rows` screen: a 1 px stroke
+            # at 720p is still there, dimmed by at most 1/k; 1080p stays native.
             ch, cw = crop.shape[:2]
-            rh = min(self.region_height, ch)
-            rw = max(1, round(cw * rh / ch))
-            small = cv2.resize(crop, (rw, rh), interpolation=cv2.INTER_LINEAR)
-            regions.append(small.astype(np.int16))
+            rows = self.region_height or max(4, round((y1 - y0) * self.region_rows))
+            k = max(ch // max(rows, 1), 1)
+            if k >= 2 and ch >= 2 * k and cw >= k:
+                crop = crop[: ch - ch % k, : cw - cw % k]
+                size = (crop.shape[1] // k, crop.shape[0] // k)
+                crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+            regions.append(np.ascontiguousarray(crop))  # uint8, compared with OpenCV
         # The whole frame: three samples per hash cell each way, then averaged.
         n, t = self.hash_size, self.tone_size
         grid = cv2.resize(image, (3 * (n + 1), 3 * n), interpolation=cv2.INTER_NEAREST)
@@ -225,8 +243,10 @@ class RegionDetector:
             if ra.shape != rb.shape:
                 out.append(name)
                 continue
-            moved = np.abs(ra - rb).max(axis=2) > self.pixel_threshold  # any channel
-            if int(moved.sum()) > self.min_pixels:
+            c0, c1, c2 = cv2.split(cv2.absdiff(ra, rb))
+            most = cv2.max(cv2.max(c0, c1), c2)  # the channel that moved most, per pixel
+            _, moved = cv2.threshold(most, self.pixel_threshold, 255, cv2.THRESH_BINARY)
+            if cv2.countNonZero(moved) > self.min_pixels:
                 out.append(name)
         return out
 

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-__all__ = ["ARENA_HUD_REGIONS", "CS2_HUD_REGIONS", "HUD_PRESETS", "Rect", "hud_regions"]
+__all__ = [
+    "ARENA_HUD_REGIONS",
+    "CS2_HUD_REGIONS",
+    "HUD_PRESETS",
+    "HUD_RANGES",
+    "Rect",
+    "check_reading",
+    "hud_ranges",
+    "hud_regions",
+]
 
 Rect = tuple[float, float, float, float]
 """A rectangle in relative coordinates ``(x0, y0, x1, y1)``, each in ``0..1``."""
@@ -56,3 +65,69 @@ def hud_regions(
             raise ValueError(msg)
         out[name] = (float(r[0]), float(r[1]), float(r[2]), float(r[3]))
     return out
+
+
+# What each HUD field can show, per game: a reading outside its range (or with more
+# digits than its largest value) is a misread, not a number to hand an agent.
+HUD_RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "arena": {
+        "health": (0, 100),
+        "armor": (0, 100),
+        "ammo": (0, 30),
+        "ammo_reserve": (0, 90),
+        "money": (0, 16000),
+    },
+    "cs2": {
+        "health": (0, 100),
+        "armor": (0, 100),
+        "ammo": (0, 150),  # the largest magazine (Negev)
+        "ammo_reserve": (0, 300),
+        "money": (0, 16000),  # the competitive cap
+    },
+}
+
+
+def hud_ranges(
+    spec: str | Mapping[str, Sequence[int]], key: str, fields: Collection[str]
+) -> dict[str, tuple[int, int]]:
+    """A preset name (``"arena"``, ``"cs2"``) or a table ``{field: [lo, hi]}``, checked.
+
+    >>> hud_ranges({"health": [0, 200]}, "k", ["health", "money"])
+    {'health': (0, 200)}
+    """
+    if isinstance(spec, str):
+        if spec not in HUD_RANGES:
+            msg = f"{key} = {spec!r}: expected one of {sorted(HUD_RANGES)} or a table"
+            raise ValueError(msg)
+        return dict(HUD_RANGES[spec])
+    out: dict[str, tuple[int, int]] = {}
+    for name, r in spec.items():
+        if name not in fields:
+            msg = f"{key}: unknown field {name!r}; expected one of {sorted(fields)}"
+            raise ValueError(msg)
+        ok = len(r) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
+        if not ok or not 0 <= r[0] <= r[1]:
+            msg = f"{key}.{name} = {list(r)!r}: expected [lo, hi], integers with 0 <= lo <= hi"
+            raise ValueError(msg)
+        out[name] = (int(r[0]), int(r[1]))
+    return out
+
+
+def check_reading(
+    field: str, value: int | None, ranges: Mapping[str, tuple[int, int]]
+) -> str | None:
+    """Why ``value`` cannot be what ``field`` shows (``None``: plausible, or nothing read).
+
+    >>> check_reading("ammo", 7902, HUD_RANGES["cs2"])
+    'read 7902: 4 digits, ammo has at most 3 (0..150)'
+    >>> check_reading("health", 120, HUD_RANGES["cs2"]), check_reading("health", 87, HUD_RANGES["cs2"])
+    ('read 120: outside 0..100', None)
+    """
+    if value is None or field not in ranges:
+        return None
+    lo, hi = ranges[field]
+    if len(str(value)) > len(str(hi)):
+        return f"read {value}: {len(str(value))} digits, {field} has at most {len(str(hi))} ({lo}..{hi})"
+    if not lo <= value <= hi:
+        return f"read {value}: outside {lo}..{hi}"
+    return None

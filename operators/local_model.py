@@ -21,9 +21,9 @@ import numpy as np
 from operators.arena import ENEMY_RGB
 from operators.errors import VisionError
 from operators.frame import Frame
-from operators.hud import ARENA_HUD_REGIONS
+from operators.hud import ARENA_HUD_REGIONS, HUD_RANGES, check_reading, hud_ranges
 from operators.hud import hud_regions as resolve_hud_regions
-from operators.reading import Detection, Scene, VisionResult
+from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
 
 __all__ = ["LocalVisionBackend", "parse_hud_text"]
 
@@ -65,8 +65,14 @@ class LocalVisionBackend:
 
     ``hud_regions`` (``"arena"``, ``"cs2"`` or a table) maps ``health``/``armor``/``ammo``/``money`` to relative
     ``[x0, y0, x1, y1]`` rectangles (the arena's by default); ``ammo`` reads
-    ``clip/reserve``. ``enemy_rgb`` ± ``enemy_tolerance`` is the enemy colour;
-    blobs smaller than ``min_enemy_area`` (fraction of the frame) are ignored.
+    ``clip/reserve``. ``ranges`` (``"arena"``, ``"cs2"`` or ``{field: [lo, hi]}``;
+    by default the preset named by ``hud_regions``, else ``"cs2"``) says what each
+    field can show: a reading outside it, or with more digits than its largest
+    value, is ``None`` with the reason in ``VisionResult.rejected``, not a wrong
+    number. The scene is ``death`` only when health reads 0 *and* the screen looks
+    like it (dark, or red): one misread digit does not kill the agent.
+    ``enemy_rgb`` ± ``enemy_tolerance`` is the enemy colour; blobs smaller than
+    ``min_enemy_area`` (fraction of the frame) are ignored.
     """
 
     name = "local"
@@ -79,12 +85,20 @@ class LocalVisionBackend:
         min_enemy_area: float = 0.0002,
         ocr_height: int = 48,
         ocr_threads: int = 1,
+        ranges: str | Mapping[str, Sequence[int]] | None = None,
     ) -> None:
         self.hud_regions = resolve_hud_regions(
             ARENA_HUD_REGIONS if hud_regions is None else hud_regions,
             "vision.options.hud_regions",
             fields=ARENA_HUD_REGIONS,
         )
+        if ranges is None:  # the game the regions are for; CS2 for a table of your own
+            ranges = "cs2"
+            if hud_regions is None:
+                ranges = "arena"
+            elif isinstance(hud_regions, str) and hud_regions in HUD_RANGES:
+                ranges = hud_regions
+        self.ranges = hud_ranges(ranges, "vision.options.ranges", HUD_FIELDS)
         self.enemy_rgb = np.array(enemy_rgb, np.int16)
         self.enemy_tolerance = int(enemy_tolerance)
         # |pixel - colour| <= tolerance on every channel, as one cv2.inRange (no int16 copy)
@@ -128,14 +142,25 @@ class LocalVisionBackend:
             )
             crops.append(np.ascontiguousarray(crop[..., ::-1]))  # the recogniser wants BGR
             keys.append(key)
-        out: dict[str, int | None] = {
-            k: None for k in ("health", "armor", "ammo", "ammo_reserve", "money")
-        }
+        out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
         if crops:
             texts, _elapsed = self._recognizer()(crops)
             for key, (text, _score) in zip(keys, texts, strict=True):
                 out.update(parse_hud_text(key, text))
         return out
+
+    def check(
+        self, hud: dict[str, int | None]
+    ) -> tuple[dict[str, int | None], tuple[tuple[str, str], ...]]:
+        """The readings this game's fields can show, and ``(field, why)`` for the others."""
+        rejected = []
+        checked = dict(hud)
+        for field, value in hud.items():
+            why = check_reading(field, value, self.ranges)
+            if why is not None:
+                checked[field] = None
+                rejected.append((field, why))
+        return checked, tuple(rejected)
 
     def find_enemies(self, image: np.ndarray) -> tuple[Detection, ...]:
         h, w = image.shape[:2]
@@ -151,10 +176,13 @@ class LocalVisionBackend:
 
     @staticmethod
     def classify_scene(image: np.ndarray, hud: Mapping[str, int | None]) -> Scene:
-        mean = float(image[::8, ::8].mean())
+        sample = image[::8, ::8].reshape(-1, 3).astype(np.float32)
+        mean = float(sample.mean())
         if mean < 12:
             return Scene.LOADING
-        if hud.get("health") == 0:
+        r, g, b = sample.mean(axis=0)
+        looks_dead = mean < 60 or (r > 1.4 * g and r > 1.4 * b)  # dimmed, or a red screen
+        if hud.get("health") == 0 and looks_dead:
             return Scene.DEATH
         if all(v is None for v in hud.values()):
             return Scene.MENU
@@ -162,7 +190,7 @@ class LocalVisionBackend:
 
     def infer(self, frame: Frame) -> VisionResult:
         t0 = time.perf_counter()
-        hud = self.read_hud(frame.image)
+        hud, rejected = self.check(self.read_hud(frame.image))
         scene = self.classify_scene(frame.image, hud)
         enemies = () if scene is Scene.DEATH else self.find_enemies(frame.image)
         return VisionResult(
@@ -177,4 +205,5 @@ class LocalVisionBackend:
             enemies=enemies,
             backend=self.name,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
+            rejected=rejected,
         )

@@ -71,7 +71,8 @@ class HudFields:
 class VisionResult(HudFields):
     """The vision model's reading of one frame.
 
-    HUD fields are ``None`` where the model could not read them.
+    HUD fields are ``None`` where the model could not read them, or read something the
+    field cannot show (``rejected`` says what and why).
     """
 
     stream_id: str
@@ -91,6 +92,9 @@ class VisionResult(HudFields):
     model_ms: float = 0.0
     """The server's own account of the model's time, where it reports one (Ollama's
     ``total_duration``); 0 when unknown."""
+    rejected: tuple[tuple[str, str], ...] = ()
+    """HUD fields the backend read but did not trust, as ``(field, why)`` pairs (the
+    field itself is ``None``): ``("ammo", "read 7902: 4 digits, ammo has at most 3")``."""
 
     @classmethod
     def from_json(

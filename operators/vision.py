@@ -134,6 +134,8 @@ class VisionMetrics:
     submitted: int = 0
     completed: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    """HUD readings the backend did not trust (``VisionResult.rejected``), by field."""
     latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     queue_wait_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10000))
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -226,6 +228,7 @@ class VisionStage:
                 "in_flight": self.pool.in_flight,
                 "limit": self.pool.limit,
                 "failures": dict(m.failures),
+                "rejected": dict(m.rejected),
             }
         if isinstance(self.backend, SupportsMetrics):
             eps = self.backend.metrics().get("endpoints", [])
@@ -413,6 +416,7 @@ class VisionQueue:
         with m.lock:
             m.completed += 1
             m.latency_ms.append(ms)
+            m.rejected.update(f for f, _why in result.rejected)
         if m.on_sample is not None:
             m.on_sample("vision", ms / 1000.0)
         return dataclasses.replace(result, queue_ms=max(0.0, (sent - frame.captured_at) * 1000.0))

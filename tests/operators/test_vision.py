@@ -9,7 +9,8 @@ from operators.errors import VisionError
 from operators.local_model import LocalVisionBackend, parse_hud_text
 from operators.outcome import Outcome
 from operators.pool import BoundedPool
-from operators.reading import VisionResult
+from operators.frame import Frame
+from operators.reading import Scene, VisionResult
 from operators.steps import call_vision
 from operators.testing import FakeClock, ManualExecutor
 from operators.vision import ServeOrder, VisionPolicy, VisionStage
@@ -254,3 +255,36 @@ def test_bad_policy_values_name_the_key():
         VisionPolicy(max_in_flight=0)
     with pytest.raises(ConfigError, match=r"vision.order = 'sideways'.*'newest', 'oldest'"):
         VisionPolicy(order="sideways")
+
+
+def _arena_frame(**state):
+    from operators.arena import Arena
+
+    arena = Arena(width=640, height=360, seed=3)
+    arena.step(None)
+    for k, v in state.items():
+        setattr(arena, k, v)
+    return Frame("s", 0, 0.0, arena.render(), arena.truth())
+
+
+def test_local_backend_rejects_what_a_field_cannot_show_and_says_why():
+    frame = _arena_frame(health=7902, money=99999)  # drawn on the HUD, read by the real OCR
+    r = LocalVisionBackend().infer(frame)
+    assert r.health is None and r.money is None
+    assert dict(r.rejected) == {
+        "health": "read 7902: 4 digits, health has at most 3 (0..100)",
+        "money": "read 99999: outside 0..16000",
+    }
+    assert r.armor == frame.truth.armor and r.ammo == frame.truth.ammo  # the rest stands
+    # ranges are the game's: a preset or a table
+    roomy = LocalVisionBackend(ranges={"health": [0, 9999], "money": [0, 100000]}).infer(frame)
+    assert (roomy.health, roomy.money, roomy.rejected) == (7902, 99999, ())
+    with pytest.raises(ValueError, match=r"vision.options.ranges.health = \[5, 1\]"):
+        LocalVisionBackend(ranges={"health": [5, 1]})
+
+
+def test_death_needs_a_zero_health_and_a_screen_that_looks_like_death():
+    alive_but_zero = LocalVisionBackend().infer(_arena_frame(health=0))  # a misread, say
+    assert alive_but_zero.health == 0 and alive_but_zero.scene is Scene.GAMEPLAY
+    dead = LocalVisionBackend().infer(_arena_frame(health=0, dead_for=30))
+    assert dead.health == 0 and dead.scene is Scene.DEATH
