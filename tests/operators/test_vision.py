@@ -6,10 +6,10 @@ import time
 import pytest
 
 from operators.errors import VisionError
+from operators.frame import Frame
 from operators.local_model import LocalVisionBackend, parse_hud_text
 from operators.outcome import Outcome
 from operators.pool import BoundedPool
-from operators.frame import Frame
 from operators.reading import Scene, VisionResult
 from operators.steps import call_vision
 from operators.testing import FakeClock, ManualExecutor
