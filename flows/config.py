@@ -264,6 +264,34 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_toml(file: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    r"""A config file with its ``include``\ s laid over it."""
+    if file.resolve() in seen:
+        msg = f"config file {str(file)!r} includes itself (through {[str(p) for p in seen]})"
+        raise ConfigError(msg)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as ex:
+        msg = f"config file {str(file)!r} cannot be read: {ex}"
+        raise ConfigError(msg) from ex
+    except tomllib.TOMLDecodeError as ex:
+        msg = f"config file {str(file)!r} is not valid TOML: {ex}"
+        raise ConfigError(msg) from ex
+    include = data.pop("include", [])
+    if isinstance(include, str):
+        include = [include]
+    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+        msg = f"{file}: include must be a file name or a list of them; got {include!r}"
+        raise ConfigError(msg)
+    for name in include:
+        other = (file.parent / name) if not Path(name).is_absolute() else Path(name)
+        if not other.is_file():
+            msg = f"{file}: include {name!r}: no such file ({other})"
+            raise ConfigError(msg)
+        data = _merge(data, _read_toml(other, (*seen, file.resolve())))
+    return data
+
+
 def load_config(
     source: str | os.PathLike[str] | FlowConfig | Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -271,7 +299,9 @@ def load_config(
     """Load a config: ``None`` (the default), a TOML path, a mapping, or a ``FlowConfig``.
 
     ``overrides`` is a nested mapping merged over the file's tables, e.g.
-    ``{"capture": {"options": {"frames": 50}}}``.
+    ``{"capture": {"options": {"frames": 50}}}``. A file may name others to lay over
+    it, ``include = ["regions.toml"]`` (paths relative to it; later ones win), e.g.
+    the regions ``python -m flows.calibrate`` wrote.
     """
     if isinstance(source, FlowConfig) and not overrides:
         return source
@@ -286,11 +316,7 @@ def load_config(
         if not file.is_file():
             msg = f"config file {str(file)!r} does not exist (presets are in {CONFIG_DIR})"
             raise ConfigError(msg)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as ex:
-            msg = f"config file {str(file)!r} is not valid TOML: {ex}"
-            raise ConfigError(msg) from ex
+        data = _read_toml(file)
         path = str(file)
     if overrides:
         data = _merge(data, overrides)

@@ -480,6 +480,11 @@ def format_summary(s: dict[str, Any]) -> str:
             f"  vision ({vis['backend']})      {vis['completed']} calls, "
             f"p50 {vis['call_ms']['p50']:.1f} ms, peak {vis['peak_in_flight']} in flight"
         )
+    if vis.get("regions_without_text"):
+        lines.append(
+            f"    WARNING: HUD regions {', '.join(vis['regions_without_text'])} held no readable "
+            "number on the first frames (python -m flows.calibrate RECORDING finds them)"
+        )
     if vis.get("rejected"):
         unsure = ", ".join(f"{k} {v}" for k, v in sorted(vis["rejected"].items()))
         lines.append(f"    readings rejected as implausible (None instead): {unsure}")

@@ -8,6 +8,7 @@ segmentation and connected components. Runs offline, no GPU, no server.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -26,6 +27,8 @@ from operators.hud import hud_regions as resolve_hud_regions
 from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
 
 __all__ = ["LocalVisionBackend", "parse_hud_text"]
+
+logger = logging.getLogger(__name__)
 
 _INT = re.compile(r"\d+")
 
@@ -76,6 +79,8 @@ class LocalVisionBackend:
     """
 
     name = "local"
+    CHECK_FRAMES = 10
+    """Regions with no digits in any of the first this many frames are warned about."""
 
     def __init__(
         self,
@@ -109,6 +114,9 @@ class LocalVisionBackend:
         self.ocr_threads = int(ocr_threads)
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._checked = 0  # frames looked at for the region check, up to CHECK_FRAMES
+        self._texted: set[str] = set()  # regions that held digits in one of them
+        self.regions_without_text: list[str] = []
 
     def _recognizer(self) -> Any:
         with self._lock:
@@ -143,11 +151,38 @@ class LocalVisionBackend:
             crops.append(np.ascontiguousarray(crop[..., ::-1]))  # the recogniser wants BGR
             keys.append(key)
         out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
+        texted = set()
         if crops:
             texts, _elapsed = self._recognizer()(crops)
             for key, (text, _score) in zip(keys, texts, strict=True):
                 out.update(parse_hud_text(key, text))
+                if any(c.isdigit() for c in text):
+                    texted.add(key)
+        self._check_regions(texted)
         return out
+
+    def _check_regions(self, texted: set[str]) -> None:
+        """Warn, once, about regions that held no digits on the first frames: regions for
+        another game or screen, which would read ``None`` (or junk) forever."""
+        with self._lock:
+            if self._checked >= self.CHECK_FRAMES:
+                return
+            self._checked += 1
+            self._texted |= texted
+            if self._checked < self.CHECK_FRAMES:
+                return
+            self.regions_without_text = [r for r in self.hud_regions if r not in self._texted]
+        if self.regions_without_text:
+            logger.warning(
+                "vision.options.hud_regions: %s held no readable number on the first %d "
+                "frames; are these regions for this game and screen? Find them with "
+                "`python -m flows.calibrate RECORDING`",
+                ", ".join(repr(r) for r in self.regions_without_text),
+                self.CHECK_FRAMES,
+            )
+
+    def metrics(self) -> dict[str, Any]:
+        return {"regions_without_text": list(self.regions_without_text)}
 
     def check(
         self, hud: dict[str, int | None]

@@ -231,9 +231,13 @@ class VisionStage:
                 "rejected": dict(m.rejected),
             }
         if isinstance(self.backend, SupportsMetrics):
-            eps = self.backend.metrics().get("endpoints", [])
-            out["retries"] = sum(e.get("retries", 0) for e in eps)
-            out["endpoints"] = eps
+            bm = self.backend.metrics()
+            if "endpoints" in bm:
+                eps = bm["endpoints"]
+                out["retries"] = sum(e.get("retries", 0) for e in eps)
+                out["endpoints"] = eps
+            if bm.get("regions_without_text"):
+                out["regions_without_text"] = bm["regions_without_text"]
         return out
 
 

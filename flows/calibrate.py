@@ -1,0 +1,293 @@
+"""Find a game's HUD fields on a recording: ``python -m flows.calibrate RECORDING``.
+
+    python -m flows.calibrate recordings/screen-0 --out regions.toml [--png regions.png]
+
+Reads frames sampled over the recording (a folder with ``index.jsonl``, as
+``flows.record`` writes it) with the OCR model in the ``rapidocr-onnxruntime``
+wheel (text detection and recognition on the whole frame), and keeps the text
+boxes that **stay put while their text changes**, with digits in them: a HUD's
+numbers, not the scenery's. Each is named by what it reads where it can
+(``$`` → money, ``12/90`` → ammo, ``HP``/``+`` → health, ``AR``/shield → armor,
+then by its values and place: two numbers up to 100 on the left are health
+and armor, a larger one is money) or ``text_<n>``, padded so longer numbers
+fit, and written as TOML a config includes::
+
+    include = ["regions.toml"]      # in your config; its regions replace the presets
+
+plus a PNG with the regions drawn on a frame, to look at before a run. Fields
+that never changed in the recording are kept only when their text names them
+(an unchanging number could be anything); record a stretch where the HUD
+changes (take damage, fire, buy) for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from operators.capture import read_index
+from operators.errors import RecordingError
+
+__all__ = ["Field", "calibrate", "find_fields", "main"]
+
+_DIGITS = re.compile(r"\d+")
+_AMMO = re.compile(r"\d+\s*/\s*\d+")
+_MONEY = re.compile(r"[$¥€£]")
+_HEALTH = re.compile(r"^\s*(hp|health|\+|♥)", re.IGNORECASE)
+_ARMOR = re.compile(r"^\s*(ar|armou?r|shield|kevlar)", re.IGNORECASE)
+LOCAL_FIELDS = ("health", "armor", "ammo", "money")
+"""The fields the local model reads (``ammo`` reads ``clip/reserve``)."""
+
+
+@dataclass
+class Field:
+    """One HUD text box, tracked over the sampled frames."""
+
+    rects: list[tuple[float, float, float, float]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    frames: set[int] = field(default_factory=set)
+    name: str = ""
+    why: str = ""
+
+    @property
+    def rect(self) -> tuple[float, float, float, float]:
+        """The median box (robust to one odd detection)."""
+        a = np.median(np.array(self.rects), axis=0)
+        return float(a[0]), float(a[1]), float(a[2]), float(a[3])
+
+    def matches(self, r: tuple[float, float, float, float]) -> bool:
+        """Same line of text: rows overlap by half the height, columns overlap at all
+        (a number grows or shrinks sideways as it changes: 9 → 100)."""
+        x0, y0, x1, y1 = self.rect
+        rows = min(y1, r[3]) - max(y0, r[1])
+        return rows >= 0.5 * min(y1 - y0, r[3] - r[1]) and min(x1, r[2]) > max(x0, r[0])
+
+    @property
+    def numbers(self) -> list[str]:
+        return ["/".join(_DIGITS.findall(t)) for t in self.texts if _DIGITS.search(t)]
+
+    @property
+    def changes(self) -> bool:
+        return len(set(self.numbers)) >= 2
+
+    def values(self) -> list[int]:
+        return [int(n.split("/")[0]) for n in self.numbers]
+
+    def padded(self) -> tuple[float, float, float, float]:
+        """The union of its boxes, widened by a box height each side (more digits) and
+        a quarter height up and down."""
+        a = np.array(self.rects)
+        x0, y0 = a[:, 0].min(), a[:, 1].min()
+        x1, y1 = a[:, 2].max(), a[:, 3].max()
+        x0, y0, x1, y1 = (float(v) for v in (x0, y0, x1, y1))
+        h = float(np.median(a[:, 3] - a[:, 1]))
+        return (
+            round(max(0.0, x0 - h), 4),
+            round(max(0.0, y0 - 0.25 * h), 4),
+            round(min(1.0, x1 + h), 4),
+            round(min(1.0, y1 + 0.25 * h), 4),
+        )
+
+
+def _ocr(image_rgb: np.ndarray, engine: Any) -> list[tuple[tuple[float, float, float, float], str]]:
+    h, w = image_rgb.shape[:2]
+    found, _elapsed = engine(np.ascontiguousarray(image_rgb[..., ::-1]))  # it wants BGR
+    out = []
+    for quad, text, _score in found or []:
+        xs, ys = [p[0] for p in quad], [p[1] for p in quad]
+        out.append(((min(xs) / w, min(ys) / h, max(xs) / w, max(ys) / h), str(text)))
+    return out
+
+
+def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]:
+    """The HUD fields on ``frames`` (RGB), named where their text or values say."""
+    if engine is None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        engine = RapidOCR()
+    fields: list[Field] = []
+    for i, image in enumerate(frames):
+        for rect, text in _ocr(image, engine):
+            home = next((f for f in fields if f.matches(rect)), None)
+            if home is None:
+                home = Field()
+                fields.append(home)
+            home.rects.append(rect)
+            home.texts.append(text)
+            home.frames.add(i)
+    steady = [
+        f
+        for f in fields
+        if len(f.frames) >= max(2, len(frames) // 2)  # it stays put
+        and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
+    ]
+    _name(steady)
+    return [f for f in steady if f.changes or f.name in LOCAL_FIELDS]
+
+
+def _name(fields: list[Field]) -> None:
+    def vote(f: Field, pattern: re.Pattern[str]) -> bool:
+        return sum(bool(pattern.search(t)) for t in f.texts) * 2 > len(f.texts)
+
+    taken: set[str] = set()
+
+    def give(f: Field, name: str, why: str) -> None:
+        if not f.name and name not in taken:
+            f.name, f.why = name, why
+            taken.add(name)
+
+    for f in fields:  # by what the text says
+        if vote(f, _MONEY):
+            give(f, "money", "its text has a currency sign")
+        elif vote(f, _AMMO):
+            give(f, "ammo", "it reads clip/reserve")
+        elif vote(f, _HEALTH):
+            give(f, "health", "its text starts with HP / + / health")
+        elif vote(f, _ARMOR):
+            give(f, "armor", "its text starts with AR / armor / shield")
+    # by values and place: small numbers left to right are health then armor,
+    # a number that goes past 100 is money
+    rest = sorted((f for f in fields if not f.name), key=lambda f: (f.rect[0], f.rect[1]))
+    for f in rest:
+        values = f.values()
+        if values and max(values) > 100:
+            give(f, "money", "its value goes past 100")
+        elif values and f.rect[0] < 0.5:
+            give(
+                f, "health" if "health" not in taken else "armor", "a number up to 100 on the left"
+            )
+    n = 0
+    for f in fields:
+        if not f.name:
+            n += 1
+            f.name, f.why = f"text_{n}", "a changing number the calibration could not name"
+
+
+def sample_frames(recording: Path, count: int) -> list[np.ndarray]:
+    """``count`` frames spread evenly over a recording (RGB)."""
+    index = recording / "index.jsonl"
+    if not index.is_file():
+        msg = f"{recording}: no index.jsonl here; record one with `python -m bytewax.run flows.record`"
+        raise RecordingError(msg)
+    entries = [e for e in read_index(recording) if e.file is not None]
+    if not entries:
+        msg = f"{index}: no frames"
+        raise RecordingError(msg)
+    picks = np.unique(np.linspace(0, len(entries) - 1, min(count, len(entries))).astype(int))
+    frames = []
+    for i in picks:
+        file = recording / str(entries[i].file)
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            continue  # a damaged frame: the others will do
+        frames.append(np.ascontiguousarray(image[..., ::-1]))
+    if len(frames) < 2:
+        msg = f"{recording}: fewer than 2 readable frames"
+        raise RecordingError(msg)
+    return frames
+
+
+def to_toml(fields: list[Field], recording: Path, dedup_only: bool = False) -> str:
+    def table(items: list[Field]) -> str:
+        return "{ " + ", ".join(f"{f.name} = {list(f.padded())}" for f in items) + " }"
+
+    lines = [
+        f"# HUD regions found on {recording} by `python -m flows.calibrate`.",
+        '# Use them: include = ["<this file>"] in your config (they replace the presets).',
+        "# Relative [x0, y0, x1, y1]; look at the PNG next to this file before a run.",
+    ]
+    for f in fields:
+        sample = ", ".join(sorted(set(f.numbers))[:6])
+        lines.append(f"#   {f.name}: {f.why}; read {sample}")
+    lines += ["", "[dedup.options]", f"regions = {table(fields)}"]
+    local = [f for f in fields if f.name in LOCAL_FIELDS]
+    if local and not dedup_only:
+        lines += [
+            "",
+            '# For the local model (vision.backend = "local"); delete for an HTTP model.',
+            "[vision.options]",
+            f"hud_regions = {table(local)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def draw(frame: np.ndarray, fields: list[Field], path: Path) -> None:
+    image = np.ascontiguousarray(frame[..., ::-1]).copy()  # BGR for OpenCV
+    h, w = image.shape[:2]
+    for f in fields:
+        x0, y0, x1, y1 = f.padded()
+        p0, p1 = (int(x0 * w), int(y0 * h)), (int(x1 * w), int(y1 * h))
+        colour = (0, 220, 255) if f.name in LOCAL_FIELDS else (255, 160, 0)
+        cv2.rectangle(image, p0, p1, colour, max(1, h // 360))
+        cv2.putText(
+            image,
+            f.name,
+            (p0[0], max(p0[1] - 4, 12)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            max(0.4, h / 900),
+            colour,
+            max(1, h // 540),
+            cv2.LINE_AA,
+        )
+    if not cv2.imwrite(str(path), image):
+        msg = f"cannot write {path}"
+        raise OSError(msg)
+
+
+def calibrate(
+    recording: Path, out: Path, png: Path | None = None, frames: int = 24, dedup_only: bool = False
+) -> list[Field]:
+    """Find the fields, write the TOML and the PNG; returns the fields."""
+    sampled = sample_frames(recording, frames)
+    fields = find_fields(sampled)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(to_toml(fields, recording, dedup_only), encoding="utf-8")
+    png = png or out.with_suffix(".png")
+    # draw on the frame where the most fields were seen
+    best = max(range(len(sampled)), key=lambda i: sum(i in f.frames for f in fields))
+    draw(sampled[best], fields, png)
+    return fields
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("recording", type=Path, help="a recording folder (with index.jsonl)")
+    ap.add_argument("--out", type=Path, default=Path("regions.toml"))
+    ap.add_argument("--png", type=Path, help="default: next to --out, .png")
+    ap.add_argument("--frames", type=int, default=24, help="frames sampled over the recording")
+    ap.add_argument("--dedup-only", action="store_true", help="no [vision.options] table")
+    args = ap.parse_args(argv)
+    if args.frames < 2:
+        ap.error("--frames must be at least 2")
+    try:
+        fields = calibrate(args.recording, args.out, args.png, args.frames, args.dedup_only)
+    except RecordingError as ex:
+        print(f"flows.calibrate: {ex}", file=sys.stderr)
+        return 2
+    if not fields:
+        print(
+            f"flows.calibrate: no HUD text that stays put and changes on {args.recording}; "
+            "record a stretch where the HUD numbers change",
+            file=sys.stderr,
+        )
+        return 1
+    names = Counter(f.name for f in fields)
+    print(f"wrote {args.out} and {args.png or args.out.with_suffix('.png')}: {dict(names)}")
+    for f in fields:
+        print(f"  {f.name:<8} {list(f.padded())}  ({f.why})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
