@@ -82,20 +82,24 @@ class Field:
     def values(self) -> list[int]:
         return [int(n.split("/")[0]) for n in self.numbers]
 
-    def padded(self) -> tuple[float, float, float, float]:
-        """The union of its boxes, widened by a box height each side (more digits) and
-        a quarter height up and down."""
+    region: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    """What is written: :meth:`union` padded, kept clear of its neighbours (:func:`_pad`)."""
+
+    def union(self) -> tuple[float, float, float, float]:
         a = np.array(self.rects)
-        x0, y0 = a[:, 0].min(), a[:, 1].min()
-        x1, y1 = a[:, 2].max(), a[:, 3].max()
-        x0, y0, x1, y1 = (float(v) for v in (x0, y0, x1, y1))
-        h = float(np.median(a[:, 3] - a[:, 1]))
         return (
-            round(max(0.0, x0 - h), 4),
-            round(max(0.0, y0 - 0.25 * h), 4),
-            round(min(1.0, x1 + h), 4),
-            round(min(1.0, y1 + 0.25 * h), 4),
+            float(a[:, 0].min()),
+            float(a[:, 1].min()),
+            float(a[:, 2].max()),
+            float(a[:, 3].max()),
         )
+
+    def height(self) -> float:
+        a = np.array(self.rects)
+        return float(np.median(a[:, 3] - a[:, 1]))
+
+    def padded(self) -> tuple[float, float, float, float]:
+        return self.region
 
 
 def _ocr(image_rgb: np.ndarray, engine: Any) -> list[tuple[tuple[float, float, float, float], str]]:
@@ -131,7 +135,34 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
         and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
     ]
     _name(steady)
-    return [f for f in steady if f.changes or f.name in LOCAL_FIELDS]
+    kept = [f for f in steady if f.changes or f.name in LOCAL_FIELDS]
+    _pad(kept)
+    return kept
+
+
+def _pad(fields: list[Field]) -> None:
+    """Each field's boxes, widened by a box height each side (room for more digits) and a
+    quarter height up and down, but never into a neighbour's text: where two fields
+    share a line, the gap between them is split down the middle."""
+    boxes = [f.union() for f in fields]
+    for f, (x0, y0, x1, y1) in zip(fields, boxes, strict=True):
+        h = f.height()
+        left, right = max(0.0, x0 - h), min(1.0, x1 + h)
+        top, bottom = max(0.0, y0 - 0.25 * h), min(1.0, y1 + 0.25 * h)
+        for ox0, oy0, ox1, oy1 in boxes:
+            if (ox0, oy0, ox1, oy1) == (x0, y0, x1, y1):
+                continue
+            if min(y1, oy1) > max(y0, oy0):  # on the same line
+                if ox1 <= x0:  # a neighbour on the left
+                    left = max(left, (ox1 + x0) / 2)
+                elif ox0 >= x1:  # on the right
+                    right = min(right, (x1 + ox0) / 2)
+            elif min(right, ox1) > max(left, ox0):  # in the same column
+                if oy1 <= y0:  # above
+                    top = max(top, (oy1 + y0) / 2)
+                elif oy0 >= y1:  # below
+                    bottom = min(bottom, (y1 + oy0) / 2)
+        f.region = (round(left, 4), round(top, 4), round(right, 4), round(bottom, 4))
 
 
 def _name(fields: list[Field]) -> None:

@@ -172,7 +172,7 @@ class RegionDetector:
         min_pixels: int = 3,
         hash_size: int = 32,
         margin: int = 16,
-        hamming: int = 10,
+        hamming: int = 4,
         tone_size: int = 8,
         tone_threshold: int = 12,
     ) -> None:

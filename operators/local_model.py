@@ -155,8 +155,9 @@ class LocalVisionBackend:
         if crops:
             texts, _elapsed = self._recognizer()(crops)
             for key, (text, _score) in zip(keys, texts, strict=True):
-                out.update(parse_hud_text(key, text))
-                if any(c.isdigit() for c in text):
+                parsed = parse_hud_text(key, text)
+                out.update(parsed)
+                if any(v is not None for v in parsed.values()):
                     texted.add(key)
         self._check_regions(texted)
         return out

@@ -288,3 +288,22 @@ def test_death_needs_a_zero_health_and_a_screen_that_looks_like_death():
     assert alive_but_zero.health == 0 and alive_but_zero.scene is Scene.GAMEPLAY
     dead = LocalVisionBackend().infer(_arena_frame(health=0, dead_for=30))
     assert dead.health == 0 and dead.scene is Scene.DEATH
+
+
+def test_regions_that_hold_no_number_on_the_first_frames_are_named(caplog):
+    import logging
+
+    frames = [_arena_frame(health=100 - i) for i in range(LocalVisionBackend.CHECK_FRAMES)]
+    wrong = LocalVisionBackend(
+        hud_regions={"health": [0.4, 0.3, 0.6, 0.4], "money": [0.74, 0.02, 0.98, 0.13]}
+    )
+    with caplog.at_level(logging.WARNING, logger="operators.local_model"):
+        for f in frames:
+            wrong.infer(f)
+    assert wrong.regions_without_text == ["health"]  # the wall; money is where the arena draws it
+    assert "'health' held no readable number on the first 10 frames" in caplog.text
+    assert "flows.calibrate" in caplog.text
+    right = LocalVisionBackend()
+    for f in frames:
+        right.infer(f)
+    assert right.regions_without_text == [] and right.metrics() == {"regions_without_text": []}

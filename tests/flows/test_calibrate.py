@@ -1,0 +1,71 @@
+"""``python -m flows.calibrate`` on recordings of HUDs it was not made for."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from flows.calibrate import main as calibrate_main
+from flows.config import load_config
+from operators.errors import ConfigError
+from tests.data.photo_hud import LAYOUTS, write_recording
+
+
+@pytest.mark.parametrize("layout", ["amber", "cyan"])
+def test_calibration_finds_and_names_the_fields_of_another_hud(tmp_path, layout):
+    rec = tmp_path / "rec"
+    write_recording(rec, frames=60, seed=5, layout=layout, width=960, height=540)
+    out = tmp_path / "regions.toml"
+    assert calibrate_main([str(rec), "--out", str(out), "--frames", "16"]) == 0
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('include = ["regions.toml"]\n[vision]\nbackend = "local"\n')
+    loaded = load_config(cfg)
+    regions = loaded.dedup.options["regions"]
+    assert set(regions) == {"health", "armor", "ammo", "money"}
+    assert loaded.vision.options["hud_regions"] == regions
+    lay = LAYOUTS[layout]
+    for name, (ax, ay) in {
+        "health": lay.health_at,
+        "armor": lay.armor_at,
+        "ammo": lay.ammo_at,
+        "money": lay.money_at,
+    }.items():
+        x0, y0, x1, y1 = regions[name]
+        # the text starts at (ax, ay) (its baseline's left end): inside the region
+        assert x0 <= ax + 0.01 <= x1 and y0 <= ay - 0.01 <= y1, (name, regions[name], (ax, ay))
+    png = cv2.imread(str(tmp_path / "regions.png"))
+    assert png is not None and png.shape[:2] == (540, 960)
+
+
+def test_a_recording_without_a_hud_says_so(tmp_path, capsys):
+    rec = tmp_path / "plain"
+    rec.mkdir()
+    with (rec / "index.jsonl").open("w") as index:
+        for seq in range(6):
+            img = np.full((180, 320, 3), 40 * seq, np.uint8)
+            cv2.imwrite(str(rec / f"{seq}.png"), img)
+            index.write(
+                json.dumps({"seq": seq, "captured_at": 1.0 + seq, "file": f"{seq}.png"}) + "\n"
+            )
+    assert calibrate_main([str(rec), "--out", str(tmp_path / "r.toml")]) == 1
+    assert "no HUD text that stays put and changes" in capsys.readouterr().err
+    assert calibrate_main([str(tmp_path / "missing"), "--out", str(tmp_path / "r.toml")]) == 2
+
+
+def test_includes_lay_files_over_the_config_and_bad_ones_are_named(tmp_path):
+    (tmp_path / "a.toml").write_text(
+        "[dedup.options]\nregions = { money = [0.1, 0.1, 0.2, 0.2] }\n"
+    )
+    (tmp_path / "main.toml").write_text(
+        'include = "a.toml"\n[dedup.options]\nregions = "cs2"\n[capture.options]\nframes = 7\n'
+    )
+    cfg = load_config(tmp_path / "main.toml")
+    assert cfg.dedup.options["regions"] == {"money": [0.1, 0.1, 0.2, 0.2]}
+    assert cfg.capture.options["frames"] == 7
+    (tmp_path / "bad.toml").write_text('include = ["nope.toml"]\n')
+    with pytest.raises(ConfigError, match=r"include 'nope\.toml': no such file"):
+        load_config(tmp_path / "bad.toml")
+    (tmp_path / "loop.toml").write_text('include = ["loop.toml"]\n')
+    with pytest.raises(ConfigError, match="includes itself"):
+        load_config(tmp_path / "loop.toml")
