@@ -118,16 +118,23 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
         from rapidocr_onnxruntime import RapidOCR
 
         engine = RapidOCR()
+    found = [
+        (i, rect, text) for i, image in enumerate(frames) for rect, text in _ocr(image, engine)
+    ]
+    # Narrow boxes first: a line the detector merged ("HP 100 AR 50") comes after the
+    # fields it spans exist, matches more than one of them, and is left out.
+    found.sort(key=lambda b: b[1][2] - b[1][0])
     fields: list[Field] = []
-    for i, image in enumerate(frames):
-        for rect, text in _ocr(image, engine):
-            home = next((f for f in fields if f.matches(rect)), None)
-            if home is None:
-                home = Field()
-                fields.append(home)
-            home.rects.append(rect)
-            home.texts.append(text)
-            home.frames.add(i)
+    for i, rect, text in found:
+        homes = [f for f in fields if f.matches(rect)]
+        if len(homes) > 1:
+            continue
+        home = homes[0] if homes else Field()
+        if not homes:
+            fields.append(home)
+        home.rects.append(rect)
+        home.texts.append(text)
+        home.frames.add(i)
     steady = [
         f
         for f in fields

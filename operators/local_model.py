@@ -53,11 +53,18 @@ def parse_hud_text(field: str, text: str) -> dict[str, int | None]:
 
 
 def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
-    """Trim a HUD crop to the columns holding text (HUD text is brighter than its panel)."""
+    """Trim a HUD crop to the columns holding text: pixels far from the crop's median
+    colour in some channel (text of any colour, on a panel or on the picture).
+
+    >>> crop = np.full((10, 40, 3), 200, np.uint8); crop[3:7, 15:20] = (20, 200, 200)
+    >>> _tight(crop, margin=1).shape
+    (10, 7, 3)
+    """
     if crop.size == 0:
         return crop
-    grey = crop.max(axis=2)
-    cols = np.flatnonzero((grey > grey.mean() + 40).any(axis=0))
+    median = np.median(crop.reshape(-1, 3), axis=0)
+    far = np.abs(crop.astype(np.int16) - median.astype(np.int16)).max(axis=2) > 60
+    cols = np.flatnonzero(far.any(axis=0))
     if cols.size == 0:
         return crop
     return crop[:, max(cols[0] - margin, 0) : cols[-1] + margin + 1]
