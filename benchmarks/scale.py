@@ -37,7 +37,6 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from flows.cluster import loopback_addresses  # noqa: E402
 from flows.ollama_server import spawn_server  # noqa: E402
 from flows.summary import merge  # noqa: E402
 
@@ -60,16 +60,6 @@ MODES = {
     "2 processes": {"processes": 2, "workers": 1, "placement": "local"},
     "2 processes, hash placement": {"processes": 2, "workers": 1, "placement": "hash"},
 }
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def config_text(workload: str, streams: int, args: argparse.Namespace, placement: str) -> str:
@@ -115,7 +105,7 @@ def run_once(
         )
         cmd = [sys.executable, "-m", "bytewax.run", "flows.vision", "-w", str(m["workers"])]
         if m["processes"] > 1:
-            addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(m["processes"]))
+            addresses = loopback_addresses(m["processes"])
             cmds = [[*cmd, "-i", str(i), "-a", addresses] for i in range(m["processes"])]
         else:
             cmds = [cmd]

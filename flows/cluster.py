@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 
-__all__ = ["workers_per_process"]
+__all__ = ["loopback_addresses", "workers_per_process"]
 
 
 def workers_per_process(
@@ -43,3 +44,15 @@ def workers_per_process(
     except ValueError:
         return 1
     return max(n, 1)
+
+
+def loopback_addresses(n: int) -> str:
+    """``-a`` for ``n`` processes on this machine: free loopback ports, ``;``-separated."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return ";".join(f"127.0.0.1:{s.getsockname()[1]}" for s in socks)
+    finally:
+        for s in socks:
+            s.close()

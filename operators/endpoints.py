@@ -33,6 +33,7 @@ from enum import Enum
 from typing import Any
 
 from operators.clock import SYSTEM_CLOCK, Clock
+from operators.placement import share_of
 from operators.stats import percentiles
 
 __all__ = ["AdaptivePolicy", "BreakerPolicy", "EndpointState", "Lease", "Router"]
@@ -117,7 +118,7 @@ class EndpointState:
     def cap(self) -> int:
         """The most calls this process may have in flight here: ``max_in_flight`` times its
         share, rounded down, at least 1."""
-        return max(1, math.floor(self.max_in_flight * self.share + 1e-9))
+        return share_of(self.max_in_flight, self.share)
 
     @property
     def limit(self) -> int:

@@ -28,7 +28,9 @@ summary reports them (``placement.crossed_frames``).
 
 from __future__ import annotations
 
-__all__ = ["place", "routing_key", "siphash13", "worker_of_key"]
+import math
+
+__all__ = ["place", "routing_key", "share_of", "siphash13", "worker_of_key"]
 
 _MASK = (1 << 64) - 1
 
@@ -112,3 +114,13 @@ def place(stream_ids: list[str], worker_count: int, workers_per_process: int = 1
         per = 1
     processes = worker_count // per
     return {s: (i % processes) * per + (i // processes) % per for i, s in enumerate(stream_ids)}
+
+
+def share_of(limit: int, share: float) -> int:
+    """One process's part of a cluster-wide ``limit``: ``limit * share`` rounded down (so
+    the parts never add up past the limit), at least 1.
+
+    >>> share_of(8, 0.5), share_of(3, 0.5), share_of(4, 1 / 3), share_of(1, 0.25)
+    (4, 1, 1, 1)
+    """
+    return max(1, math.floor(limit * share + 1e-9))

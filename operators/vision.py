@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections import Counter, deque
@@ -38,6 +37,7 @@ from operators.errors import StageError
 from operators.frame import Frame
 from operators.options import at_least, choice, greater_than
 from operators.outcome import Outcome
+from operators.placement import share_of
 from operators.pool import BoundedPool
 from operators.reading import VisionResult
 from operators.stage import SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
@@ -200,7 +200,7 @@ class VisionStage:
             msg = f"share must be in (0, 1]; got {share}"
             raise ValueError(msg)
         if isinstance(self.backend, SupportsShare):
-            self.pool.set_limit(math.floor(self.policy.max_in_flight * share + 1e-9))
+            self.pool.set_limit(share_of(self.policy.max_in_flight, share))
             self.backend.set_share(share)
 
     def warm_up(self) -> None:

@@ -8,6 +8,7 @@ slot another stream waits for.
 
 import pytest
 
+from flows.cluster import loopback_addresses
 from flows.runner import Pipeline
 
 FRAMES = 24
@@ -41,18 +42,6 @@ def test_every_stream_ends_and_every_frame_is_resolved(streams, workers):
         assert sorted(pipeline.store.streams()) == [f"arena-{i}" for i in range(streams)]
 
 
-def _free_ports(n):
-    import socket
-
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def run_processes(tmp_path, config_text, *, processes=2, workers=1, env=None, timeout=180):
     """Run the main job as ``processes`` Bytewax processes on loopback (``-i/-a``, ``-w``);
     returns each process's JSON summary."""
@@ -65,7 +54,7 @@ def run_processes(tmp_path, config_text, *, processes=2, workers=1, env=None, ti
 
     cfg = tmp_path / "cluster.toml"
     cfg.write_text(config_text)
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
+    addresses = loopback_addresses(processes)
     env = dict(
         os.environ,
         **(env or {}),
@@ -288,7 +277,7 @@ def test_a_signal_to_one_process_stops_the_whole_cluster(tmp_path, signalled):
         '[batch.options]\ndevice = "cpu"\nthreads = 1\n[run]\nstatus_interval_s = 0.2\n'
         "shutdown_ms = 1000.0\n"
     )
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    addresses = loopback_addresses(2)
     env = dict(os.environ, FRAMEWAX_CONFIG=str(cfg), FRAMEWAX_SUMMARY=str(tmp_path / "run.json"))
     procs = [
         subprocess.Popen(
