@@ -98,7 +98,7 @@ def keys_down(display: str) -> int:
 
 
 def run(display: str, fps: float, backend: str, host: str | None, trials: int) -> dict[str, Any]:
-    from flows.env import VisionPipelineEnv
+    from flows.rl.env import VisionPipelineEnv
 
     vision: dict[str, Any] = {"backend": backend, "staleness_ms": 0.0, "max_in_flight": 4}
     if backend == "ollama":
@@ -192,7 +192,7 @@ def main() -> None:
         ap.error("--out is required")
     if shutil.which("Xvfb") is None:
         sys.exit("Xvfb is not installed (apt-get install xvfb)")
-    from flows.ollama_server import spawn_server
+    from operators.testing.ollama_server import spawn_server
 
     n = next(i for i in range(130, 160) if not Path(f"/tmp/.X11-unix/X{i}").exists())
     display = f":{n}"

@@ -32,8 +32,8 @@ from bytewax.testing import TestingSink, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from operators.capture import ReplaySource
-from operators.screen import ScreenSource
+from operators.capture.replay import ReplaySource
+from operators.capture.screen import ScreenSource
 from operators.steps import capture
 from sinks.recorder import RecordingWriter
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, ".")
-from operators.encoder import Encoder
+from operators.batch.encoder import Encoder
 
 rng = np.random.default_rng(0)
 imgs = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(12)] + [

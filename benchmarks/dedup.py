@@ -46,11 +46,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.calibrate import calibrate
-from operators.arena import Arena, Autopilot
-from operators.dedup import RegionDetector, ThumbnailDetector
+from operators.capture.arena import Arena, Autopilot
+from operators.dedup.detectors import RegionDetector, ThumbnailDetector
 from operators.frame import Frame
-from operators.local_model import LocalVisionBackend
 from operators.truth import GroundTruth
+from operators.vision.local import LocalVisionBackend
 from tests.data.photo_hud import Shown, write_recording
 from tests.data.photo_hud import stream as photo_stream
 

@@ -30,8 +30,8 @@ from bytewax.testing import run_main
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-from operators.batching import EncodeStage, WindowPolicy
-from operators.encoder import Encoder
+from operators.batch.encoder import Encoder
+from operators.batch.window import EncodeStage, WindowPolicy
 from operators.frame import Frame
 from operators.steps import batch_encode
 

@@ -28,8 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sinks  # noqa: F401  (registers the env)
-from flows.ollama_server import spawn_server
+import flows.rl  # noqa: F401  (registers the env)
+from operators.testing.ollama_server import spawn_server
 
 
 def pct(values: list[float], qs: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:

@@ -11,7 +11,7 @@ each mode, with 2 and 4 arena streams, on two workloads:
   **cpu-2threads**: two calls at a time per process (the default), which on a
   2-core machine already fills both cores from one process. An in-process
   model's limit is per process (each process has its own model and cores);
-- **http**: an emulated vision-language model (``flows.ollama_server``, its own
+- **http**: an emulated vision-language model (``operators.testing.ollama_server``, its own
   process) answering in ``--latency-ms`` with unlimited slots, dedup off, and
   ``vision.max_in_flight`` calls for the whole cluster: Little's law bounds
   processed frames/s by ``min(offered, max_in_flight / latency)``.
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.cluster import loopback_addresses  # noqa: E402
-from flows.ollama_server import spawn_server  # noqa: E402
 from flows.summary import merge  # noqa: E402
+from operators.testing.ollama_server import spawn_server  # noqa: E402
 
 CPU_WORKLOADS = {"cpu": 1, "cpu-2threads": 2}
 """The local model's calls in flight per process (each call is one ONNX thread)."""

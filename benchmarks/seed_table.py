@@ -3,7 +3,7 @@
     python benchmarks/seed_table.py --out benchmarks/results/seed_table.json [--seconds 10]
 
 One run, side by side, against the same emulated vision-language model
-(``flows.ollama_server`` in its own process, ``--latency-ms`` a call, enough
+(``operators.testing.ollama_server`` in its own process, ``--latency-ms`` a call, enough
 slots). Each design is a Gymnasium env with framewax's spaces, driven by the
 same agent, each in its own subprocess (so CPU time and peak memory are its
 own):
@@ -69,12 +69,12 @@ def _design_env(design: str, host: str, args: argparse.Namespace) -> Any:
     import cv2
     import gymnasium as gym
 
-    from flows.spaces import action_space, categorical, numerical, observation_space
-    from operators.arena import Arena
+    from flows.rl.spaces import action_space, categorical, numerical, observation_space
+    from operators.capture.arena import Arena
     from operators.reading import VisionResult
 
     if design == "framewax":
-        import sinks  # noqa: F401  (registers the env)
+        import flows.rl  # noqa: F401  (registers the env)
 
         return gym.make(
             "framewax/VisionPipeline-v0",
@@ -362,7 +362,7 @@ def main() -> None:
         print(json.dumps(run_design(args.one, args.host, args)), flush=True)
         return
 
-    from flows.ollama_server import spawn_server
+    from operators.testing.ollama_server import spawn_server
 
     server, host = spawn_server(["--latency-ms", str(args.latency_ms), "--parallel", "64"])
     rows: list[dict[str, Any]] = []

@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.ollama_server import spawn_server
 from flows.runner import Pipeline
+from operators.testing.ollama_server import spawn_server
 
 GROWTH_LIMIT = 0.05
 

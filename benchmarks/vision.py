@@ -2,7 +2,7 @@
 
     python benchmarks/vision.py --out benchmarks/results/vision.json [--duration 8]
 
-Starts the Ollama-protocol emulator (``flows.ollama_server``) in its own
+Starts the Ollama-protocol emulator (``operators.testing.ollama_server``) in its own
 processes: one with plenty of slots, two with one slot each. Then, in one run:
 
 1. framewax (the real flow: arena capture -> vision over HTTP -> encoder ->
@@ -41,14 +41,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.ollama_server import spawn_server
 from flows.runner import Pipeline
-from operators.arena import Arena
+from operators.capture.arena import Arena
 from operators.observation import Observation
 from operators.outcome import Status
-from operators.reading import VisionResult
-from operators.schema import VISION_JSON_SCHEMA
-from operators.vision_http import DEFAULT_PROMPT, encode_image
+from operators.reading import VISION_JSON_SCHEMA, VisionResult
+from operators.testing.ollama_server import spawn_server
+from operators.vision.http.backends import DEFAULT_PROMPT, encode_image
 
 WIDTH, HEIGHT = 320, 180
 MODEL = "qwen2.5vl:3b"

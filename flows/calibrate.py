@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.capture import read_index
+from operators.capture.replay import read_index
 from operators.errors import RecordingError
 
 __all__ = ["Field", "calibrate", "find_fields", "main"]

@@ -22,11 +22,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from operators.batching import WindowPolicy
+from operators.batch.window import WindowPolicy
 from operators.errors import ConfigError
 from operators.options import choice
-from operators.order import OrderPolicy
-from operators.vision import VisionPolicy
+from operators.order.resequence import OrderPolicy
+from operators.vision.queue import VisionPolicy
 
 __all__ = [
     "ActionsConfig",
@@ -84,7 +84,7 @@ class VisionConfig(VisionPolicy):
 
 @dataclass(frozen=True)
 class BatchConfig(WindowPolicy):
-    """``[batch]``: the encoder, plus the window keys of :class:`~operators.batching.WindowPolicy`."""
+    """``[batch]``: the encoder, plus the window keys of :class:`~operators.batch.window.WindowPolicy`."""
 
     encoder: str = "torch"
     """Registry name or ``"module:attr"`` of the encoder."""

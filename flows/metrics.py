@@ -34,9 +34,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from operators.batching import EncodeStage
 from operators.errors import ConfigError
-from operators.vision import VisionStage
 
 if TYPE_CHECKING:
     from flows.runtime import Runtime
@@ -84,17 +82,15 @@ class _Collector:
             "framewax_in_flight", "Frames or calls not yet resolved, per stage.", labels=["stage"]
         )
         g.add_metric(["ledger"], sum(in_flight.values()))
-        stages = self.rt.stages
-        vision, batch = stages.get("vision"), stages.get("batch")
-        if isinstance(vision, VisionStage):
-            g.add_metric(["vision"], vision.pool.in_flight)
-        if isinstance(batch, EncodeStage):
-            g.add_metric(["batch"], batch.pool.in_flight)
+        # Every stage through the Stage protocol: its metrics() at scrape time.
+        numbers = {name: stage.metrics() for name, stage in self.rt.stages.items()}
+        for name, m in numbers.items():
+            if "in_flight" in m:
+                g.add_metric([name], m["in_flight"])
         yield g
-        yield from self._endpoints(vision)
+        yield from self._endpoints([ep for m in numbers.values() for ep in m.get("endpoints", [])])
 
-    def _endpoints(self, vision: Any) -> Iterator[Metric]:
-        eps = vision.metrics().get("endpoints", []) if isinstance(vision, VisionStage) else []
+    def _endpoints(self, eps: list[dict[str, Any]]) -> Iterator[Metric]:
         if not eps:
             return
         req = CounterMetricFamily(

@@ -20,28 +20,28 @@ __all__ = ["REGISTRY", "build", "resolve"]
 
 REGISTRY: dict[str, dict[str, str]] = {
     "capture.source": {
-        "arena": "operators.capture:ArenaSource",
-        "replay": "operators.capture:ReplaySource",
-        "screen": "operators.screen:ScreenSource",
+        "arena": "operators.capture.arena:ArenaSource",
+        "replay": "operators.capture.replay:ReplaySource",
+        "screen": "operators.capture.screen:ScreenSource",
     },
     "dedup.detector": {
-        "regions": "operators.dedup:RegionDetector",
-        "thumbnail": "operators.dedup:ThumbnailDetector",
+        "regions": "operators.dedup.detectors:RegionDetector",
+        "thumbnail": "operators.dedup.detectors:ThumbnailDetector",
     },
     "vision.backend": {
-        "local": "operators.local_model:LocalVisionBackend",
-        "ollama": "operators.vision_http:OllamaBackend",
-        "openai": "operators.vision_http:OpenAIBackend",
+        "local": "operators.vision.local:LocalVisionBackend",
+        "ollama": "operators.vision.http.backends:OllamaBackend",
+        "openai": "operators.vision.http.backends:OpenAIBackend",
     },
     "batch.encoder": {
-        "torch": "operators.encoder:Encoder",
+        "torch": "operators.batch.encoder:Encoder",
     },
     "actions.executor": {
-        "none": "operators.actions:ObserveOnly",
-        "xtest": "operators.xinput:XTestDevice",
+        "none": "operators.actions.executor:ObserveOnly",
+        "xtest": "operators.actions.xinput:XTestDevice",
     },
     "env.reward": {
-        "default": "flows.env:default_reward",
+        "default": "flows.rl.env:default_reward",
     },
 }
 

@@ -27,8 +27,8 @@ from bytewax.inputs import FixedPartitionedSource
 
 from flows.config import FlowConfig
 from flows.metrics import MetricsServer, metrics_address
-from operators.batching import EncodeStage
-from operators.capture import ArenaControl
+from operators.batch.window import EncodeStage
+from operators.capture.arena import ArenaControl
 from operators.frame import Frame
 from operators.ledger import Ledger
 from operators.observation import Observation
@@ -36,7 +36,7 @@ from operators.outcome import Outcome, Status
 from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
 from operators.stats import percentiles
 from operators.truth import HUD_FIELDS
-from operators.vision import VisionStage
+from operators.vision.queue import VisionStage
 from sinks.memory import ObservationStore
 
 __all__ = ["HudScore", "Placement", "Reporter", "Runtime", "SourceStage", "stop_on_signals"]

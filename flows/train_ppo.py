@@ -20,7 +20,7 @@ from typing import Any
 
 import gymnasium as gym
 
-import sinks  # noqa: F401  (registers the env)
+import flows.rl  # noqa: F401  (registers the env)
 
 
 def train(

@@ -26,13 +26,13 @@ from flows.cluster import workers_per_process
 from flows.config import FlowConfig, KeyPlacement, load_config
 from flows.registry import build as build_stage
 from flows.runtime import Runtime, SourceStage
-from operators.batching import EncodeStage
-from operators.dedup import DedupStage, Route
+from operators.batch.window import EncodeStage
+from operators.dedup.stage import DedupStage, Route
 from operators.options import choice
-from operators.order import OrderStage
+from operators.order.resequence import OrderStage
 from operators.reading import Scene
 from operators.steps import batch_encode, call_vision, capture, dedup, order_by_seq
-from operators.vision import VisionStage
+from operators.vision.queue import VisionStage
 from sinks.memory import MemorySink
 
 __all__ = ["FlowBuild", "build", "build_flow"]

@@ -1,7 +1,7 @@
 """What comes out of the pipeline: the encoder's half (``Encoded``) and the joined ``Observation``.
 
 How an observation becomes the env's arrays (the RL feature encoding) is the
-env's business: :mod:`flows.spaces`.
+env's business: :mod:`flows.rl.spaces`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ or ``dropped(shutdown)``, so nothing is lost and nothing waits forever.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "StreamLogic",
     "SupportsClose",
     "SupportsMetrics",
+    "SupportsSampling",
+    "SupportsShare",
     "SupportsWarmUp",
 ]
 
@@ -47,7 +50,8 @@ class Stage(Protocol):
         """Stop threads and release clients; the flow has ended or is ending."""
 
     def metrics(self) -> dict[str, Any]:
-        """JSON-ready numbers for the run summary."""
+        """JSON-ready numbers for the run summary (and Prometheus, at scrape time): where
+        the stage has work in flight, ``in_flight``; an HTTP model, ``endpoints``."""
 
 
 # What a plug-in (a vision backend, an encoder) may implement, each on its own;
@@ -75,6 +79,14 @@ class SupportsShare(Protocol):
     share (the fraction of the streams it captures) and takes that part of them."""
 
     def set_share(self, share: float) -> None: ...
+
+
+@runtime_checkable
+class SupportsSampling(Protocol):
+    """A stage that reports per-item timings as they happen: ``on_sample(name, seconds)``
+    is called for each (``vision``, ``vision_queue``, ``batch_window``, ``batch_compute``)."""
+
+    def sample_to(self, on_sample: Callable[[str, float], None] | None) -> None: ...
 
 
 class StreamLogic(Protocol, Generic[In, Out]):

@@ -33,17 +33,17 @@ from bytewax.dataflow import Dataflow, Stream, operator
 from bytewax.inputs import DynamicSource, Source, StatelessSourcePartition
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from operators.batching import EncodeStage
-from operators.capture import CaptureStage, FrameStream
-from operators.dedup import DedupStage
+from operators.batch.window import EncodeStage
+from operators.capture.base import CaptureStage, FrameStream
+from operators.dedup.stage import DedupStage
 from operators.frame import Frame
 from operators.observation import Encoded, Observation
-from operators.order import OrderStage, Part
+from operators.order.resequence import OrderStage, Part
 from operators.outcome import CacheEntry, Outcome
 from operators.placement import place, routing_key, worker_of_key
 from operators.reading import VisionResult
 from operators.stage import StreamLogic
-from operators.vision import VisionStage
+from operators.vision.queue import VisionStage
 
 __all__ = [
     "DedupOut",
@@ -325,7 +325,7 @@ def batch_encode(
     step_id: str, up: KeyedStream[Frame], stage: EncodeStage, until: Until = _no_limit
 ) -> KeyedStream[Encoded | Outcome]:
     """Window frames per stream and encode each window in one call
-    (:class:`~operators.batching.BatchWindow`).
+    (:class:`~operators.batch.window.BatchWindow`).
 
     In: ``(stream_id, Frame)``. Out: ``(stream_id, Encoded | Outcome)``, one
     item per input frame (a failed frame fails alone).

@@ -3,7 +3,7 @@ the module that owns each one.
 
 - :mod:`operators.frame` — ``Frame`` (capture → dedup → vision / encoder), ``image_problem``
 - :mod:`operators.reading` — ``VisionResult``, ``Scene``, ``Detection`` (vision → order)
-- :mod:`operators.schema` — the JSON schema a model answers in, and its parser
+- :mod:`operators.reading` — the JSON schema a model answers in, and its parser
 - :mod:`operators.observation` — ``Encoded`` (encoder → order), ``Observation`` (order → sink)
 - :mod:`operators.outcome` — ``Outcome``, ``Status``, ``CacheEntry`` (the ledger)
 - :mod:`operators.truth` — ``GroundTruth`` (what a simulator knows; for scoring)

@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from operators.capture import INDEX_NAME
+from operators.capture.replay import INDEX_NAME
 from operators.errors import RecordingError
 from operators.frame import Frame
 

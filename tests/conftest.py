@@ -14,7 +14,7 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from operators.arena import Arena
+from operators.capture.arena import Arena
 from operators.frame import Frame
 
 ROOT = Path(__file__).resolve().parents[1]

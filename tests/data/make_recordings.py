@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from operators.arena import Arena  # noqa: E402
+from operators.capture.arena import Arena  # noqa: E402
 from operators.frame import Frame  # noqa: E402
 from sinks.recorder import RecordingWriter  # noqa: E402
 

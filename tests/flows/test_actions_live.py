@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flows.config import ActionsConfig
-from flows.env import VisionPipelineEnv, build_executor
+from flows.rl.env import VisionPipelineEnv, build_executor
 from operators.errors import ConfigError
 from tests.conftest import ROOT, H, W
 
@@ -241,7 +241,7 @@ def test_a_signal_releases_held_keys(display, game, sig):
     script = (
         "import sys, time\n"
         "from flows.config import ActionsConfig\n"
-        "from flows.env import build_executor, _guard\n"
+        "from flows.rl.env import build_executor, _guard\n"
         f"ex = build_executor(ActionsConfig(executor='xtest', options={{'display': '{display}'}}))\n"
         "_guard(ex)\n"
         "ex.act((1, 0, 0, 1))\n"

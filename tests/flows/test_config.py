@@ -3,7 +3,7 @@ import pytest
 from flows.config import load_config
 from flows.vision import build, build_flow
 from operators.errors import ConfigError
-from operators.vision import ServeOrder
+from operators.vision.queue import ServeOrder
 
 
 def test_default_config_loads_into_frozen_dataclasses():
@@ -91,7 +91,7 @@ def test_bad_dedup_table_fails_when_the_flow_is_built(dedup_table, match):
 def test_module_attr_stage_and_toml_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(
-        '[vision]\nbackend = "operators.local_model:LocalVisionBackend"\n[capture.options]\nframes = 3\n'
+        '[vision]\nbackend = "operators.vision.local:LocalVisionBackend"\n[capture.options]\nframes = 3\n'
     )
     rt = build(str(path)).runtime
     vision = rt.stage("vision")
@@ -112,9 +112,9 @@ def test_config_sections_are_the_stage_policies_with_one_set_of_defaults():
     import dataclasses
 
     from flows.config import BatchConfig, OrderConfig, VisionConfig
-    from operators.batching import WindowPolicy
-    from operators.order import OrderPolicy
-    from operators.vision import VisionPolicy
+    from operators.batch.window import WindowPolicy
+    from operators.order.resequence import OrderPolicy
+    from operators.vision.queue import VisionPolicy
 
     for cfg_cls, pol_cls in (
         (VisionConfig, VisionPolicy),

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import sinks
-from flows.env import VisionPipelineEnv
+import flows.rl
+from flows.rl.env import VisionPipelineEnv
 
 SMALL = {
     "capture": {"options": {"width": 320, "height": 180, "fps": 30.0}},
@@ -19,7 +19,7 @@ def _framewax_threads():
 
 
 def test_check_env_passes_on_the_registered_env():
-    env = gym.make(sinks.ENV_ID, overrides=SMALL)
+    env = gym.make(flows.rl.ENV_ID, overrides=SMALL)
     try:
         check_env(env.unwrapped)
     finally:
@@ -28,7 +28,7 @@ def test_check_env_passes_on_the_registered_env():
 
 
 def test_step_returns_freshest_observation_with_provenance():
-    env = gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=30)
+    env = gym.make(flows.rl.ENV_ID, overrides=SMALL, max_episode_steps=30)
     try:
         obs, info = env.reset(seed=5)
         assert obs in env.observation_space
@@ -83,7 +83,7 @@ def test_works_under_gymnasium_wrappers():
         RecordEpisodeStatistics,
     )
 
-    env = RecordEpisodeStatistics(gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=12))
+    env = RecordEpisodeStatistics(gym.make(flows.rl.ENV_ID, overrides=SMALL, max_episode_steps=12))
     stacked = FrameStackObservation(FlattenObservation(env), stack_size=4)
     try:
         obs, _ = stacked.reset(seed=1)
@@ -102,7 +102,7 @@ def test_works_under_gymnasium_wrappers():
 
 def test_a_vector_env_of_two_runs_two_pipelines():
     envs = gym.vector.SyncVectorEnv(
-        [lambda: gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=50) for _ in range(2)]
+        [lambda: gym.make(flows.rl.ENV_ID, overrides=SMALL, max_episode_steps=50) for _ in range(2)]
     )
     try:
         obs, info = envs.reset(seed=[3, 4])
@@ -120,8 +120,8 @@ def test_a_vector_env_of_two_runs_two_pipelines():
 
 
 def test_control_rate_on_a_fake_clock_is_exact_and_elastic():
-    from flows.env import ControlRate
-    from operators.testing import FakeClock
+    from flows.rl.env import ControlRate
+    from operators.testing.fakes import FakeClock
 
     clock = FakeClock(0.0)
     rate = ControlRate(20.0, clock)
@@ -155,7 +155,7 @@ def test_control_rate_in_the_env_paces_steps_and_flags_a_late_agent():
 def test_stable_baselines3_ppo_trains_on_it_unmodified():
     from stable_baselines3 import PPO  # in the test extra (and the rl extra)
 
-    env = gym.make(sinks.ENV_ID, overrides=SMALL, max_episode_steps=64)
+    env = gym.make(flows.rl.ENV_ID, overrides=SMALL, max_episode_steps=64)
     try:
         model = PPO(
             "MultiInputPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu"

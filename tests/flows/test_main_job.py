@@ -93,7 +93,7 @@ def _run_with_server(tmp_path, monkeypatch, server, config_text):
 
 
 def test_ollama_preset_keeps_many_calls_in_flight_through_503s(tmp_path, monkeypatch):
-    from flows.ollama_server import OllamaServer
+    from operators.testing.ollama_server import OllamaServer
 
     with OllamaServer(latency_ms=200, parallel=8, faults={"503": 0.2}, seed=1) as srv:
         summary, stderr = _run_with_server(tmp_path, monkeypatch, srv, _ollama_preset(60, 30.0))
@@ -111,7 +111,7 @@ def test_ollama_preset_keeps_many_calls_in_flight_through_503s(tmp_path, monkeyp
 
 
 def test_ollama_preset_reads_the_hud_through_http(tmp_path, monkeypatch):
-    from flows.ollama_server import OllamaServer
+    from operators.testing.ollama_server import OllamaServer
 
     # The server runs the local model on the JPEG it is sent: real readings over HTTP.
     with OllamaServer(model="local", parallel=1) as srv:

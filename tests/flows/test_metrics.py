@@ -71,7 +71,7 @@ def test_a_scraped_run_agrees_with_its_ledger():
 
 
 def test_endpoint_metrics_of_an_http_backend_match_the_server():
-    from flows.ollama_server import OllamaServer
+    from operators.testing.ollama_server import OllamaServer
 
     with OllamaServer(latency_ms=20, parallel=4) as srv:
         over = {

@@ -19,10 +19,10 @@ import time
 import pytest
 
 from flows.config import load_config
-from flows.ollama_server import OllamaServer
 from flows.runner import Pipeline
 from flows.runtime import Runtime, format_summary
 from operators.outcome import Outcome, Status
+from operators.testing.ollama_server import OllamaServer
 from tests.conftest import ROOT
 
 SLOW = """
@@ -217,7 +217,7 @@ class TwiceSource:
         return ["twice"]
 
     def open(self, stream_id):
-        from operators.capture import FrameStream  # noqa: F401  (the protocol it meets)
+        from operators.capture.base import FrameStream  # noqa: F401  (the protocol it meets)
 
         return _Twice()
 

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flows.spaces import (
+from flows.rl.spaces import (
     CATEGORICAL_FIELDS,
     NUMERICAL_FIELDS,
     categorical,

@@ -153,7 +153,7 @@ def test_with_bytewax_placement_frames_cross_and_are_counted(tmp_path):
 def test_max_in_flight_holds_for_the_whole_cluster(tmp_path):
     """Two processes against one server with ``max_in_flight = 4``: each takes its share
     (2), so the server never has more than 4 of the cluster's calls at once."""
-    from flows.ollama_server import OllamaServer
+    from operators.testing.ollama_server import OllamaServer
 
     config = (
         "[capture.options]\nframes = 40\nfps = 40.0\nstreams = 2\nwidth = 320\nheight = 180\n"

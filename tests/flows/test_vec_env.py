@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import sinks
-from flows.vec_env import VisionPipelineVecEnv
+import flows.rl
+from flows.rl.vec_env import VisionPipelineVecEnv
 
 SMALL = {
     "capture": {"options": {"width": 320, "height": 180, "fps": 30.0}},
@@ -35,7 +35,7 @@ def _record_actions(venv):
 
 
 def test_make_vec_runs_n_envs_on_one_pipeline_each_on_its_own_stream():
-    envs = gym.make_vec(sinks.ENV_ID, num_envs=3, overrides=SMALL, max_episode_steps=1000)
+    envs = gym.make_vec(flows.rl.ENV_ID, num_envs=3, overrides=SMALL, max_episode_steps=1000)
     try:
         venv = envs.unwrapped
         assert isinstance(venv, VisionPipelineVecEnv)
@@ -103,7 +103,7 @@ def test_stable_baselines3_ppo_trains_on_n_streams_of_one_pipeline():
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_checker import check_env  # noqa: F401 (SB3 present)
 
-    from flows.sb3 import SB3VecEnv
+    from flows.rl.sb3 import SB3VecEnv
 
     venv = SB3VecEnv(num_envs=2, overrides=SMALL, max_episode_steps=16)
     try:

@@ -3,9 +3,9 @@ implies, nothing left held."""
 
 import pytest
 
-from operators.actions import ActionExecutor, Keymap, Kind, ObserveOnly, RecordingDevice
+from operators.actions.executor import ActionExecutor, Keymap, Kind, ObserveOnly, RecordingDevice
 from operators.errors import ConfigError
-from operators.testing import FakeClock
+from operators.testing.fakes import FakeClock
 
 
 def _executor(**kw):

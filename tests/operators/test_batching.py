@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from operators.batching import EncodeStage, SizeTuner, WindowPolicy, encode_frames
-from operators.encoder import Encoder
+from operators.batch.encoder import Encoder
+from operators.batch.window import EncodeStage, SizeTuner, WindowPolicy, encode_frames
 from operators.errors import ConfigError
 from operators.frame import Frame
 from operators.observation import Encoded
 from operators.outcome import Outcome
 from operators.pool import BoundedPool
 from operators.steps import batch_encode
-from operators.testing import FakeClock, ManualExecutor
+from operators.testing.fakes import FakeClock, ManualExecutor
 from tests.conftest import run_step, solid
 
 

@@ -5,9 +5,10 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from operators.arena import Arena
-from operators.capture import read_index
-from operators.dedup import DedupStage, RegionDetector, Route, SceneCache, ThumbnailDetector
+from operators.capture.arena import Arena
+from operators.capture.replay import read_index
+from operators.dedup.detectors import RegionDetector, SceneCache, ThumbnailDetector
+from operators.dedup.stage import DedupStage, Route
 from operators.errors import ConfigError
 from operators.frame import Frame
 from operators.outcome import Outcome, Status

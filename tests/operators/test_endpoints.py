@@ -2,8 +2,8 @@
 
 import pytest
 
-from operators.endpoints import AdaptivePolicy, BreakerPolicy, EndpointState, Router
-from operators.testing import FakeClock
+from operators.testing.fakes import FakeClock
+from operators.vision.http.endpoints import AdaptivePolicy, BreakerPolicy, EndpointState, Router
 
 
 def _router(*limits, breaker=None, adaptive=None):

@@ -4,11 +4,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.observation import Encoded, Observation
-from operators.order import OrderMetrics, OrderPolicy, OrderStage, Resequencer
+from operators.order.resequence import OrderMetrics, OrderPolicy, OrderStage, Resequencer
 from operators.outcome import CacheEntry, Outcome, Status
 from operators.reading import VisionResult
 from operators.steps import order_by_seq
-from operators.testing import FakeClock
+from operators.testing.fakes import FakeClock
 from tests.conftest import run_step
 
 

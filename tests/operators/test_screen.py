@@ -15,9 +15,9 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
+from operators.capture.screen import ScreenSource
 from operators.errors import ConfigError
 from operators.ledger import Ledger
-from operators.screen import ScreenSource
 from operators.steps import capture
 from tests.conftest import H, W
 
@@ -158,7 +158,7 @@ def test_bad_display_and_region_are_clear_errors(display):
 def test_record_the_screen_then_replay_it_through_the_pipeline(display, tmp_path):
     from flows.record import build_record_flow
     from flows.runner import Pipeline
-    from operators.capture import read_index
+    from operators.capture.replay import read_index
     from tests.conftest import replay_overrides
 
     painter = Painter(display)

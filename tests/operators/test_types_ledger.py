@@ -91,7 +91,7 @@ def test_vision_result_rejects_bad_output_keeping_raw_text(text):
 
 def test_choice_names_key_and_valid_values():
     with pytest.raises(ConfigError, match=r"vision.order = 'sideways'.*'newest', 'oldest'"):
-        from operators.vision import ServeOrder
+        from operators.vision.queue import ServeOrder
 
         choice(ServeOrder, "sideways", "vision.order")
 

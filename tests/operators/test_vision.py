@@ -7,13 +7,13 @@ import pytest
 
 from operators.errors import VisionError
 from operators.frame import Frame
-from operators.local_model import LocalVisionBackend, parse_hud_text
 from operators.outcome import Outcome
 from operators.pool import BoundedPool
 from operators.reading import Scene, VisionResult
 from operators.steps import call_vision
-from operators.testing import FakeClock, ManualExecutor
-from operators.vision import ServeOrder, VisionPolicy, VisionStage
+from operators.testing.fakes import FakeClock, ManualExecutor
+from operators.vision.local import LocalVisionBackend, parse_hud_text
+from operators.vision.queue import ServeOrder, VisionPolicy, VisionStage
 from tests.conftest import run_step, solid
 
 
@@ -258,7 +258,7 @@ def test_bad_policy_values_name_the_key():
 
 
 def _arena_frame(**state):
-    from operators.arena import Arena
+    from operators.capture.arena import Arena
 
     arena = Arena(width=640, height=360, seed=3)
     arena.step(None)
@@ -297,7 +297,7 @@ def test_regions_that_hold_no_number_on_the_first_frames_are_named(caplog):
     wrong = LocalVisionBackend(
         hud_regions={"health": [0.4, 0.3, 0.6, 0.4], "money": [0.74, 0.02, 0.98, 0.13]}
     )
-    with caplog.at_level(logging.WARNING, logger="operators.local_model"):
+    with caplog.at_level(logging.WARNING, logger="operators.vision.local"):
         for f in frames:
             wrong.infer(f)
     assert wrong.regions_without_text == ["health"]  # the wall; money is where the arena draws it

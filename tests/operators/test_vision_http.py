@@ -1,6 +1,6 @@
 """The HTTP vision backends against a real Ollama-protocol server on loopback.
 
-Every test sends real HTTP to :class:`flows.ollama_server.OllamaServer` (a
+Every test sends real HTTP to :class:`operators.testing.ollama_server.OllamaServer` (a
 threaded ``http.server``), through real Bytewax runs where the stage's
 behaviour is the point.
 """
@@ -18,17 +18,16 @@ import pytest
 from ollama._client import _parse_host
 
 from flows.config import load_config
-from flows.ollama_server import FAULTS, OllamaServer
 from flows.registry import build
 from operators.errors import ConfigError, VisionError
 from operators.frame import Frame
-from operators.http_client import DeadlineRetry, parse_ollama_host
 from operators.outcome import Outcome
-from operators.reading import VisionResult
-from operators.schema import VISION_JSON_SCHEMA
+from operators.reading import VISION_JSON_SCHEMA, VisionResult
 from operators.steps import call_vision
-from operators.vision import ServeOrder, VisionPolicy, VisionStage
-from operators.vision_http import OllamaBackend, OpenAIBackend, encode_image
+from operators.testing.ollama_server import FAULTS, OllamaServer
+from operators.vision.http.backends import OllamaBackend, OpenAIBackend, encode_image
+from operators.vision.http.client import DeadlineRetry, parse_ollama_host
+from operators.vision.queue import ServeOrder, VisionPolicy, VisionStage
 from tests.conftest import arena_frame, run_step, solid
 
 

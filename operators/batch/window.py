@@ -205,6 +205,10 @@ class EncodeStage:
         if isinstance(self.encoder, SupportsClose):
             self.encoder.close()
 
+    def sample_to(self, on_sample: Callable[[str, float], None] | None) -> None:
+        """Report each item's timing to ``on_sample(name, seconds)`` (metrics histograms)."""
+        self.stats.on_sample = on_sample
+
     def metrics(self) -> dict[str, Any]:
         m = self.stats
         with m.lock:
@@ -215,6 +219,7 @@ class EncodeStage:
                 "window_wait_ms": percentiles(m.wait_ms),
                 "compute_ms": percentiles(m.compute_ms),
                 "size_cap": m.size_cap,
+                "in_flight": self.pool.in_flight,
                 "device": str(getattr(self.encoder, "loaded_device", "")),
             }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from operators.encoder import OBS_SIZE
+from operators.batch.encoder import OBS_SIZE
 from operators.observation import Observation
 from operators.reading import Scene, VisionResult
 

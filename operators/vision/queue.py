@@ -163,7 +163,7 @@ def _timed_infer(backend: Any, frame: Frame, lease: Any = None) -> tuple[VisionR
 class VisionStage:
     """The vision step's shared parts: backend, pool (the in-flight bound), counters, clock.
 
-    >>> from operators.local_model import LocalVisionBackend
+    >>> from operators.vision.local import LocalVisionBackend
     >>> stage = VisionStage(LocalVisionBackend(), VisionPolicy(max_in_flight=2))
     >>> queue = stage.for_stream()  # one per stream: offer / poll / next_wake / drain
     """
@@ -213,6 +213,10 @@ class VisionStage:
         if isinstance(self.backend, SupportsClose):
             self.backend.close()
         self.pool.close()
+
+    def sample_to(self, on_sample: Callable[[str, float], None] | None) -> None:
+        """Report each item's timing to ``on_sample(name, seconds)`` (metrics histograms)."""
+        self.stats.on_sample = on_sample
 
     def metrics(self) -> dict[str, Any]:
         m = self.stats

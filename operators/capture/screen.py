@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.capture import Pacer, SourceBase, check_rate
+from operators.capture.base import Pacer, SourceBase, check_rate
 from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError
 from operators.frame import Frame

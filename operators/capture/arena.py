@@ -5,6 +5,8 @@ textured wall band and a perspective floor that move when the player turns
 or walks, red enemy figures that wander, shoot and can be shot, a crosshair,
 and a HUD with health, armor, ammo and money drawn as text. It is seeded,
 takes the env's actions, and knows the ground truth of every frame it draws.
+:class:`ArenaSource` runs it as a capture source (one arena per stream), and
+:class:`ArenaControl` is how an agent drives one stream's arena.
 
 Actions are ``MultiDiscrete([3, 5, 10, 8])`` and all-zeros does nothing:
 
@@ -18,17 +20,28 @@ Actions are ``MultiDiscrete([3, 5, 10, 8])`` and all-zeros does nothing:
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
+from operators.capture.base import (
+    Pacer,
+    SourceBase,
+    check_rate,
+)
+from operators.clock import SYSTEM_CLOCK, Clock
+from operators.frame import Frame
 from operators.hud import ARENA_HUD_REGIONS
+from operators.options import at_least
 from operators.reading import Detection, Scene
 from operators.truth import GroundTruth
 
-__all__ = ["ARENA_HUD_REGIONS", "Arena", "Autopilot"]
+__all__ = ["ARENA_HUD_REGIONS", "Arena", "ArenaControl", "ArenaSource", "Autopilot"]
 
 
 ENEMY_RGB = (220, 30, 30)
@@ -345,3 +358,163 @@ class Autopilot:
         if abs(cx) <= (x1 - x0) / 3:
             return (0, 0, 0, 1)
         return (0, 2 if cx > 0 else 1, 0, 0)
+
+
+# -- the arena as a capture source ---------------------------------------------
+
+
+class ArenaControl:
+    """Thread-safe hand-off of actions and resets from an agent to an arena source.
+
+    The agent's thread calls :meth:`act` / :meth:`reset`, each returning a
+    ticket; the source applies the newest request when it draws its next
+    frame and records the ``seq`` of that frame, which :meth:`wait_applied`
+    returns, so an env can wait for an observation captured after its action.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._action: tuple[int, ...] | None = None
+        self._reset_seed: int | None = None
+        self._reset_pending = False
+        self._ticket = 0
+        self._taken = 0
+        self._applied: dict[int, int] = {}
+        self.last_seq = -1
+
+    def act(self, action: Sequence[int]) -> int:
+        with self._cond:
+            self._action = tuple(int(a) for a in action)
+            self._ticket += 1
+            return self._ticket
+
+    def reset(self, seed: int | None = None) -> int:
+        with self._cond:
+            self._reset_pending, self._reset_seed = True, seed
+            self._action = None
+            self._ticket += 1
+            return self._ticket
+
+    def take(self) -> tuple[tuple[int, ...] | None, bool, int | None, int]:
+        """Source side: ``(action, reset?, reset_seed, ticket)``, clearing the reset request."""
+        with self._cond:
+            out = (self._action, self._reset_pending, self._reset_seed, self._ticket)
+            self._reset_pending = False
+            return out
+
+    def applied(self, ticket: int, seq: int) -> None:
+        with self._cond:
+            self.last_seq = seq
+            if ticket > self._taken:
+                for t in range(self._taken + 1, ticket + 1):
+                    self._applied[t] = seq
+                self._taken = ticket
+                while len(self._applied) > 1024:
+                    self._applied.pop(next(iter(self._applied)))
+                self._cond.notify_all()
+
+    def wait_applied(self, ticket: int, timeout: float) -> int | None:
+        """The ``seq`` of the first frame drawn after request ``ticket``, or ``None`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ticket > self._taken:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._applied.get(ticket, self.last_seq)
+
+
+class _ArenaStream:
+    def __init__(self, stream_id: str, src: ArenaSource, index: int) -> None:
+        self.stream_id = stream_id
+        self.src = src
+        self.seed = src.seed + index
+        self.arena = Arena(seed=self.seed, **src.arena_kwargs)
+        self.autopilot = Autopilot(self.seed) if src.autopilot else None
+        self.control = src.controls.get(stream_id) if src.controls else None
+        self.pacer = Pacer(src.fps, src.clock)
+        self.seq = 0
+
+    def next_frames(self) -> list[Frame]:
+        if 0 < self.src.frames <= self.seq:
+            raise StopIteration
+        if not self.pacer.due():
+            return []
+        ticket = 0
+        if self.control is not None:
+            action, reset, seed, ticket = self.control.take()
+            if reset:
+                self.arena.reset(seed)
+                if seed is not None and self.autopilot is not None:
+                    self.autopilot = Autopilot(seed)
+            else:
+                self.arena.step(action)
+        else:
+            self.arena.step(self.autopilot.act(self.arena) if self.autopilot else None)
+        image = self.arena.render()
+        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), image, self.arena.truth())
+        if self.control is not None:
+            self.control.applied(ticket, self.seq)
+        self.seq += 1
+        self.src.missed[self.stream_id] = self.pacer.missed
+        return [frame]
+
+    def next_wake(self) -> float | None:
+        return self.pacer.next_wake()
+
+    def close(self) -> None:
+        return None
+
+
+class ArenaSource(SourceBase):
+    """The built-in arena simulator, one partition (and stream) per game instance.
+
+    Emits :class:`Frame` items with ground truth. ``frames`` is the budget per
+    stream (0 = until the run is stopped); ``fps`` 0 draws as fast as possible.
+    ``controls`` maps stream ids to :class:`ArenaControl` for an agent to
+    drive; streams without one are played by the seeded :class:`Autopilot`
+    (or stand still when ``autopilot`` is false).
+    """
+
+    def __init__(
+        self,
+        *,
+        streams: int = 1,
+        frames: int = 300,
+        fps: float = 30.0,
+        seed: int = 0,
+        width: int = 640,
+        height: int = 360,
+        n_enemies: int = 3,
+        enemy_fire_rate: float = 0.02,
+        autopilot: bool = True,
+        controls: dict[str, ArenaControl] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__()
+        at_least("capture.options.streams", streams, 1)
+        check_rate(fps, frames)
+        self.ids = [f"arena-{i}" for i in range(int(streams))]
+        self.frames = frames
+        self.fps = float(fps)
+        self.seed = seed
+        self.arena_kwargs: dict[str, Any] = {
+            "width": width,
+            "height": height,
+            "n_enemies": n_enemies,
+            "enemy_fire_rate": enemy_fire_rate,
+        }
+        Arena(**self.arena_kwargs)  # validate sizes now, at build time
+        self.autopilot = autopilot
+        self.controls = controls
+        if controls is not None:  # an agent drives these streams
+            for sid in self.ids:
+                controls.setdefault(sid, ArenaControl())
+        self.clock = clock
+
+    def stream_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def open(self, stream_id: str) -> _ArenaStream:
+        return _ArenaStream(stream_id, self, self.ids.index(stream_id))

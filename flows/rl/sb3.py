@@ -1,13 +1,13 @@
 """Stable-Baselines3's ``VecEnv`` over one framewax pipeline (``pip install "framewax[rl]"``).
 
-    from flows.sb3 import SB3VecEnv
+    from flows.rl.sb3 import SB3VecEnv
     from stable_baselines3 import PPO
 
     venv = SB3VecEnv(num_envs=4)                  # one dataflow, four arena streams
     PPO("MultiInputPolicy", venv, n_steps=128).learn(10_000)
     venv.close()
 
-It adapts :class:`~flows.vec_env.VisionPipelineVecEnv` to SB3's conventions:
+It adapts :class:`~flows.rl.vec_env.VisionPipelineVecEnv` to SB3's conventions:
 ``step_async`` applies every sub-env's action, ``step_wait`` waits once and
 observes; a sub-env whose episode ended is reset in the same step, its last
 observation in ``info["terminal_observation"]`` and
@@ -23,8 +23,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from flows.env import ObsDict
-from flows.vec_env import VisionPipelineVecEnv
+from flows.rl.env import ObsDict
+from flows.rl.vec_env import VisionPipelineVecEnv
 
 __all__ = ["SB3VecEnv"]
 
@@ -32,7 +32,7 @@ __all__ = ["SB3VecEnv"]
 class SB3VecEnv(VecEnv):
     """SB3 ``VecEnv``: N sub-envs over one pipeline.
 
-    Give it a :class:`~flows.vec_env.VisionPipelineVecEnv` (``venv``), or its arguments
+    Give it a :class:`~flows.rl.vec_env.VisionPipelineVecEnv` (``venv``), or its arguments
     (``num_envs``, ``config``, ``overrides``, ...) to make one.
     """
 

@@ -28,16 +28,15 @@ import numpy as np
 from flows.config import ActionsConfig, FlowConfig, load_config
 from flows.registry import build as build_stage
 from flows.registry import resolve
+from flows.rl.spaces import action_space, features, observation_space
 from flows.runner import Pipeline
-from flows.spaces import action_space, features, observation_space
-from operators.actions import ActionExecutor, ActResult, InputDevice, Keymap
-from operators.capture import ArenaControl
+from operators.actions.executor import ActionExecutor, ActResult, InputDevice, Keymap
+from operators.batch.encoder import OBS_SIZE
+from operators.capture.arena import ArenaControl
 from operators.clock import SYSTEM_CLOCK, Clock
-from operators.encoder import OBS_SIZE
 from operators.errors import ConfigError
 from operators.observation import Observation
 from operators.reading import Scene
-from sinks import register_env
 
 __all__ = [
     "ControlRate",
@@ -446,6 +445,3 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
                 if self._owns_pipeline:
                     pipeline.stop()
             super().close()
-
-
-register_env()  # `import flows.env` is enough to make the env

@@ -2,10 +2,10 @@
 
 Both share :class:`HttpVisionBackend`: frames are resized (``max_side``) and
 encoded (JPEG or PNG) before sending; calls are routed over one or more
-endpoints by a :class:`~operators.endpoints.Router` (per-endpoint limits,
+endpoints by a :class:`~operators.vision.http.endpoints.Router` (per-endpoint limits,
 least outstanding, circuit breakers, optional adaptive concurrency); each call
 has a total deadline and retries with backoff and jitter
-(:mod:`operators.http_client`). Structured output is asked for with the
+(:mod:`operators.vision.http.client`). Structured output is asked for with the
 vision result's JSON schema and validated; anything else is
 ``failed(parse)`` with the raw text kept.
 
@@ -32,12 +32,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.endpoints import AdaptivePolicy, BreakerPolicy, EndpointState, Lease, Router
 from operators.errors import VisionError
 from operators.frame import Frame, image_problem
-from operators.http_client import JsonClient, RetryPolicy, parse_ollama_host
-from operators.reading import VisionResult
-from operators.schema import VISION_JSON_SCHEMA, parse_reading
+from operators.reading import VISION_JSON_SCHEMA, VisionResult, parse_reading
+from operators.vision.http.client import JsonClient, RetryPolicy, parse_ollama_host
+from operators.vision.http.endpoints import (
+    AdaptivePolicy,
+    BreakerPolicy,
+    EndpointState,
+    Lease,
+    Router,
+)
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -282,7 +287,7 @@ class HttpVisionBackend(ABC):
 
     def set_share(self, share: float) -> None:
         """Each endpoint's ``max_in_flight`` is for the whole cluster; this process takes
-        ``share`` of it (see :meth:`~operators.endpoints.Router.set_share`)."""
+        ``share`` of it (see :meth:`~operators.vision.http.endpoints.Router.set_share`)."""
         self.router.set_share(share)
 
     def metrics(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Many envs, one pipeline: ``gymnasium.make_vec("framewax/VisionPipeline-v0", num_envs=N)``.
 
-A vector env of N copies of :class:`~flows.env.VisionPipelineEnv` would start N
+A vector env of N copies of :class:`~flows.rl.env.VisionPipelineEnv` would start N
 dataflows, each with its own models (N OCR models, N torch encoders, N HTTP
 connection pools), and N times the memory. :class:`VisionPipelineVecEnv` runs
 **one** dataflow with N streams (the arena gets ``streams = N``; a replay or
@@ -12,7 +12,7 @@ not N.
 
 Autoreset follows Gymnasium's default (``AutoresetMode.NEXT_STEP``): the step
 after an episode ends resets that sub-env and ignores its action.
-:class:`flows.sb3.SB3VecEnv` adapts the same env to Stable-Baselines3's
+:class:`flows.rl.sb3.SB3VecEnv` adapts the same env to Stable-Baselines3's
 ``VecEnv`` (same-step reset, ``terminal_observation`` in ``info``).
 """
 
@@ -28,7 +28,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from flows.config import FlowConfig, load_config
-from flows.env import ControlRate, ObsDict, VisionPipelineEnv, arena_for_agent
+from flows.rl.env import ControlRate, ObsDict, VisionPipelineEnv, arena_for_agent
 from flows.runner import Pipeline
 
 __all__ = ["StepResult", "VisionPipelineVecEnv"]
@@ -41,7 +41,7 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
 
     Args:
         num_envs: how many sub-envs (streams).
-        config, overrides: as for :class:`~flows.env.VisionPipelineEnv`; an arena gets
+        config, overrides: as for :class:`~flows.rl.env.VisionPipelineEnv`; an arena gets
             ``capture.options.streams = num_envs``.
         max_wait_ms, max_episode_steps: per sub-env, as for the single env.
         control_hz: one control rate for the whole vector (0: none).

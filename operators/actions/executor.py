@@ -16,7 +16,7 @@ command)``, as the arena reads it:
 
 An :class:`ActionExecutor` turns each action into the presses, releases and
 motion that take the input from what the last action held to what this one
-holds, on an :class:`InputDevice` (:class:`~operators.xinput.XTestDevice` on
+holds, on an :class:`InputDevice` (:class:`~operators.actions.xinput.XTestDevice` on
 X11; anything with the protocol elsewhere). It never leaves a key down by
 itself: :meth:`ActionExecutor.release_all` runs on reset, close, errors and
 signals (the env calls it), and it releases nothing it did not press. Plain

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.arena import ENEMY_RGB
+from operators.capture.arena import ENEMY_RGB
 from operators.errors import VisionError
 from operators.frame import Frame
 from operators.hud import ARENA_HUD_REGIONS, HUD_RANGES, check_reading, hud_ranges

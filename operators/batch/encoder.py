@@ -65,7 +65,7 @@ class Encoder:
     def __init__(
         self,
         device: str = "auto",
-        network: str = "operators.encoder:NatureCNN",
+        network: str = "operators.batch.encoder:NatureCNN",
         network_kwargs: dict[str, Any] | None = None,
         weights: str | None = None,
         seed: int = 0,

@@ -1,0 +1,27 @@
+"""Capture: where frames come from. A new source goes here.
+
+Every source is a :class:`~operators.capture.base.CaptureStage` that lists its
+streams and opens a :class:`~operators.capture.base.FrameStream` per stream; a
+stream stamps each frame with ``stream_id``, a gap-free ``seq`` and its capture
+time, and paces itself without sleeping. :mod:`.arena` is the built-in
+simulator (with ground truth), :mod:`.replay` replays recordings,
+and :mod:`.screen` grabs a live X11 / Windows / macOS screen with mss. Register a new source by name in
+:mod:`flows.registry` or name it as ``"module:attr"`` in a config.
+"""
+
+from operators.capture.arena import ArenaControl, ArenaSource
+from operators.capture.base import CaptureStage, FrameStream, Pacer, SourceBase
+from operators.capture.replay import INDEX_NAME, IndexEntry, ReplaySource, read_index
+
+__all__ = [
+    "INDEX_NAME",
+    "ArenaControl",
+    "ArenaSource",
+    "CaptureStage",
+    "FrameStream",
+    "IndexEntry",
+    "Pacer",
+    "ReplaySource",
+    "SourceBase",
+    "read_index",
+]
