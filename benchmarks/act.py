@@ -107,7 +107,8 @@ def run(display: str, fps: float, backend: str, host: str | None, trials: int) -
         "capture": {"source": "screen", "options": {"display": display, "fps": fps}},
         # No scene cache: the test game's two screens would be served from it (cached(of)),
         # and this measures the path through the model.
-        "dedup": {"cache_size": 0, "options": {"regions": "cs2"}},
+        "dedup": {"cache_size": 0},
+        "hud": {"regions": "cs2"},
         "vision": vision,
         "batch": {"max_size": 4, "timeout_ms": 5.0, "options": {"device": "cpu", "threads": 1}},
         "actions": {"executor": "xtest", "options": {"display": display}},

@@ -234,7 +234,7 @@ def sample_frames(recording: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def to_toml(fields: list[Field], recording: Path, dedup_only: bool = False) -> str:
+def to_toml(fields: list[Field], recording: Path) -> str:
     def table(items: list[Field]) -> str:
         return "{ " + ", ".join(f"{f.name} = {list(f.padded())}" for f in items) + " }"
 
@@ -246,15 +246,7 @@ def to_toml(fields: list[Field], recording: Path, dedup_only: bool = False) -> s
     for f in fields:
         sample = ", ".join(sorted(set(f.numbers))[:6])
         lines.append(f"#   {f.name}: {f.why}; read {sample}")
-    lines += ["", "[dedup.options]", f"regions = {table(fields)}"]
-    local = [f for f in fields if f.name in LOCAL_FIELDS]
-    if local and not dedup_only:
-        lines += [
-            "",
-            '# For the local model (vision.backend = "local"); delete for an HTTP model.',
-            "[vision.options]",
-            f"hud_regions = {table(local)}",
-        ]
+    lines += ["", "[hud]", f"regions = {table(fields)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -281,14 +273,12 @@ def draw(frame: np.ndarray, fields: list[Field], path: Path) -> None:
         raise OSError(msg)
 
 
-def calibrate(
-    recording: Path, out: Path, png: Path | None = None, frames: int = 24, dedup_only: bool = False
-) -> list[Field]:
+def calibrate(recording: Path, out: Path, png: Path | None = None, frames: int = 24) -> list[Field]:
     """Find the fields, write the TOML and the PNG; returns the fields."""
     sampled = sample_frames(recording, frames)
     fields = find_fields(sampled)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_toml(fields, recording, dedup_only), encoding="utf-8")
+    out.write_text(to_toml(fields, recording), encoding="utf-8")
     png = png or out.with_suffix(".png")
     # draw on the frame where the most fields were seen
     best = max(range(len(sampled)), key=lambda i: sum(i in f.frames for f in fields))
@@ -304,12 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("regions.toml"))
     ap.add_argument("--png", type=Path, help="default: next to --out, .png")
     ap.add_argument("--frames", type=int, default=24, help="frames sampled over the recording")
-    ap.add_argument("--dedup-only", action="store_true", help="no [vision.options] table")
     args = ap.parse_args(argv)
     if args.frames < 2:
         ap.error("--frames must be at least 2")
     try:
-        fields = calibrate(args.recording, args.out, args.png, args.frames, args.dedup_only)
+        fields = calibrate(args.recording, args.out, args.png, args.frames)
     except RecordingError as ex:
         print(f"flows.calibrate: {ex}", file=sys.stderr)
         return 2

@@ -24,8 +24,10 @@ from typing import Any, get_type_hints
 
 from operators.batch.window import WindowPolicy
 from operators.errors import ConfigError
+from operators.hud import hud_ranges, hud_regions
 from operators.options import choice
 from operators.order.resequence import OrderPolicy
+from operators.reading import HUD_FIELDS
 from operators.vision.queue import VisionPolicy
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "DedupConfig",
     "EnvConfig",
     "FlowConfig",
+    "HudConfig",
     "OrderConfig",
     "RunConfig",
     "SinkConfig",
@@ -55,14 +58,38 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class HudConfig:
+    """``[hud]``: where the game draws its numbers; one key, read by dedup (the regions it
+    watches digit by digit) and by the local model (the regions it reads)."""
+
+    regions: Any = "arena"
+    """A preset (``"arena"``, ``"cs2"``, ``"doom"``) or a table ``{field = [x0, y0, x1, y1]}``
+    in relative coordinates, as ``python -m flows.calibrate`` writes it. The local model
+    reads the fields it knows (``health``, ``armor``, ``ammo``, ``money``); dedup watches all."""
+    ranges: Any = ""
+    """What each field can show, for the local model's plausibility check: a preset
+    (``"arena"``, ``"cs2"``, ``"doom"``), a table ``{field = [lo, hi]}``, or ``""`` (the
+    preset the regions name; CS2's for a table)."""
+
+
+# Keys that [hud] replaced: refused with a message naming the new key.
+_MOVED_KEYS = {
+    ("dedup", "options", "regions"): "[hud] regions",
+    ("vision", "options", "hud_regions"): "[hud] regions",
+    ("vision", "options", "ranges"): "[hud] ranges",
+}
+
+
+@dataclass(frozen=True)
 class DedupConfig:
     enabled: bool = True
     """Skip frames that look the same as the last kept frame (``duplicate(of)``)."""
     detector: str = "regions"
     """Registry name (``regions``: HUD regions + perceptual hash; ``thumbnail``) or ``"module:attr"``."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the detector (regions: ``regions = "arena" | "cs2" | {name = [x0, y0, x1, y1]}``,
-    ``pixel_threshold``, ``min_pixels``, ``hash_size``, ``margin``, ``hamming``; thumbnail: ``threshold``)."""
+    """Keyword arguments of the detector (regions: ``pixel_threshold``, ``min_pixels``,
+    ``hash_size``, ``margin``, ``hamming``; its HUD regions are ``[hud] regions``;
+    thumbnail: ``threshold``)."""
     cache_size: int = 0
     """Scenes remembered by perceptual hash (0: off); a frame matching one is ``cached(of)``."""
     cache_scenes: list[str] = field(default_factory=lambda: ["menu", "loading", "death"])
@@ -170,6 +197,7 @@ class RunConfig:
 @dataclass(frozen=True)
 class FlowConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
+    hud: HudConfig = field(default_factory=HudConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     vision: VisionConfig = field(default_factory=VisionConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -318,7 +346,33 @@ def load_config(
             raise ConfigError(msg)
         data = _read_toml(file)
         path = str(file)
+    _refuse_moved_keys(data, path)
     if overrides:
+        _refuse_moved_keys(overrides, "overrides")
         data = _merge(data, overrides)
     cfg = _section(FlowConfig, data, "")
+    _check_hud(cfg.hud)
     return dataclasses.replace(cfg, path=path)
+
+
+def _refuse_moved_keys(data: Mapping[str, Any], path: str) -> None:
+    for keys, new in _MOVED_KEYS.items():
+        node: Any = data
+        for k in keys:
+            node = node.get(k) if isinstance(node, Mapping) else None
+        if node is not None:
+            where = f" (in {path})" if path else ""
+            msg = (
+                f"config key {'.'.join(keys)!r}{where} is now {new}: HUD regions and ranges are "
+                f"set once, for dedup and the local model alike; move it there"
+            )
+            raise ConfigError(msg)
+
+
+def _check_hud(hud: HudConfig) -> None:
+    try:
+        hud_regions(hud.regions, "hud.regions")
+        if hud.ranges != "":
+            hud_ranges(hud.ranges, "hud.ranges", HUD_FIELDS)
+    except ValueError as ex:
+        raise ConfigError(str(ex)) from ex

@@ -41,7 +41,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "xtest": "operators.actions.xinput:XTestDevice",
     },
     "env.reward": {
-        "default": "flows.rl.env:default_reward",
+        "default": "flows.rl.rewards:default_reward",
     },
 }
 

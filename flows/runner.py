@@ -121,7 +121,7 @@ class Pipeline:
         if self.error is not None:
             msg = f"the framewax dataflow failed: {self.error}"
             raise RuntimeError(msg) from self.error
-        return self.runtime.reporter.finish()
+        return self.runtime.finish()
 
     def stop(self, timeout: float = 30.0) -> dict[str, Any]:
         """End the sources now; work in flight has ``[run] shutdown_ms`` to finish, what is
@@ -130,7 +130,7 @@ class Pipeline:
         self.runtime.shutdown("Pipeline.stop()")
         if self._thread is None:
             self.runtime.close()
-            return self.runtime.reporter.finish()
+            return self.runtime.finish()
         return self.wait(timeout)
 
     def __enter__(self) -> Pipeline:

@@ -1,45 +1,46 @@
-"""What one run of the flow shares between its steps: ledger, store, stages, reports.
+"""What one run of the flow shares between its steps: ledger, store, stages, signals.
 
 A :class:`Runtime` is made per run (per process with ``-i/-a``) and returned
 with the flow by :func:`flows.vision.build`. It owns the stages
 (:class:`~operators.stage.Stage`: warmed up before frames flow, closed after,
-asked for their ``metrics()`` by the summary). Its :class:`Reporter` prints
-the live status line and, when the flow ends, the summary (ledger,
-throughput, latency, HUD accuracy), as JSON too where ``FRAMEWAX_SUMMARY``
-names a file.
+asked for their ``metrics()`` by the summary), the run's stop (SIGINT /
+SIGTERM through :func:`stop_on_signals`, ``shutdown()``), the
+:class:`InputGuard` that releases a game's keys on every way out, and the
+:class:`~flows.report.Reporter` that prints the status line and the summary.
 """
 
 from __future__ import annotations
 
-import json
+import atexit
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections import OrderedDict, deque
+import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource
 
 from flows.config import FlowConfig
 from flows.metrics import MetricsServer, metrics_address
-from operators.batch.window import EncodeStage
+from flows.report import Reporter
 from operators.capture.arena import ArenaControl
 from operators.frame import Frame
 from operators.ledger import Ledger
-from operators.observation import Observation
-from operators.outcome import Outcome, Status
-from operators.stage import Stage, SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
-from operators.stats import percentiles
-from operators.truth import HUD_FIELDS
-from operators.vision.queue import VisionStage
+from operators.stage import (
+    Stage,
+    SupportsClose,
+    SupportsMetrics,
+    SupportsSampling,
+    SupportsShare,
+    SupportsWarmUp,
+)
 from sinks.memory import ObservationStore
 
-__all__ = ["HudScore", "Placement", "Reporter", "Runtime", "SourceStage", "stop_on_signals"]
+__all__ = ["InputGuard", "Placement", "Runtime", "SourceStage", "stop_on_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,66 @@ def stop_on_signals(stop: threading.Event, on_stop: Any, note: str = "") -> None
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+
+
+class InputGuard:
+    """Executors holding a game's keys in this run, released on SIGINT, SIGTERM and exit.
+
+    :meth:`install` (main thread only, Python's rule) puts a handler in front of
+    whatever SIGINT / SIGTERM did before: it releases every executor added, then does
+    what was done before (``KeyboardInterrupt``, a previous handler, or the default
+    exit). :meth:`uninstall` puts the previous handlers back where this guard's are
+    still in place, and a guard that was uninstalled only passes signals on.
+    """
+
+    def __init__(self) -> None:
+        self._held: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._before: dict[int, Any] = {}
+        self._active = False
+
+    def add(self, executor: Any) -> None:
+        """Guard ``executor`` (anything with ``release_all()``); installs on first use."""
+        self._held.add(executor)
+        self.install()
+
+    def discard(self, executor: Any) -> None:
+        self._held.discard(executor)
+
+    def release_all(self) -> None:
+        for ex in list(self._held):
+            try:
+                ex.release_all()
+            except Exception:  # releasing must not stop the others from releasing
+                logger.exception("framewax: releasing %r failed", ex)
+
+    def install(self) -> None:
+        if self._active or threading.current_thread() is not threading.main_thread():
+            return
+        self._active = True
+        atexit.register(self.release_all)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._before[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+
+    def uninstall(self) -> None:
+        if not self._active:
+            return
+        self._active = False
+        atexit.unregister(self.release_all)
+        if threading.current_thread() is threading.main_thread():
+            for sig, before in self._before.items():
+                if signal.getsignal(sig) == self._on_signal:
+                    signal.signal(sig, before)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._active:
+            self.release_all()
+        before = self._before.get(signum, signal.SIG_DFL)
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
 
 class SourceStage:
@@ -154,11 +215,14 @@ class Runtime:
     store: ObservationStore = field(init=False)
     reporter: Reporter = field(init=False)
     placement: Placement = field(init=False)
+    input_guard: InputGuard = field(init=False)
+    """Executors holding a game's input in this run (the envs'), released on every way out."""
 
     def __post_init__(self) -> None:
         self.store = ObservationStore(self.config.sink.history)
         self.reporter = Reporter(self)
         self.placement = Placement()
+        self.input_guard = InputGuard()
 
     def captured(self, frame: Frame) -> None:
         """A frame reached its stream's steps: the ledger's ``captured``, and locality."""
@@ -178,8 +242,6 @@ class Runtime:
 
     stop_at: float | None = None
     """When the run was told to stop (``shutdown``), epoch seconds."""
-    exit_code: int = 0
-    """What a standalone run exits with: non-zero when its ledger did not balance."""
     metrics: MetricsServer | None = None
     """The Prometheus endpoint, while one is served (``[run] metrics``, ``FRAMEWAX_METRICS``)."""
 
@@ -190,9 +252,33 @@ class Runtime:
             return self.metrics
         server = self.metrics = MetricsServer(self, address)
         for stage in self.stages.values():
-            if isinstance(stage, VisionStage | EncodeStage):
-                stage.stats.on_sample = server.observe_stage
+            if isinstance(stage, SupportsSampling):
+                stage.sample_to(server.observe_stage)
         return server
+
+    @property
+    def exit_code(self) -> int:
+        """What a standalone run exits with: 1 when its ledger did not balance."""
+        return 1 if self.reporter.balanced is False else 0
+
+    def partition_built(self, worker_index: int = 0, worker_count: int = 1) -> None:
+        """A memory-sink partition of this process started (one per worker)."""
+        self.reporter.partition_built(worker_index, worker_count)
+
+    def partition_closed(self) -> None:
+        """A memory-sink partition ended; after this process's last, the run is over:
+        summary, and for a standalone run (``bytewax.run``, which has no owner to close its
+        stages) the stages closed now, so calls still hanging are aborted, not waited on."""
+        if self.reporter.partition_closed():
+            self.finish()
+            if self.report:
+                self.close()
+
+    def finish(self) -> dict[str, Any]:
+        """The run has ended: close the ledger and return the summary (printed and written
+        once, when the run reports)."""
+        self.ledger.end()
+        return self.reporter.finish()
 
     def shutdown(self, why: str = "stop") -> None:
         """End every source now; work in flight may finish for ``[run] shutdown_ms``."""
@@ -238,292 +324,9 @@ class Runtime:
     def close(self) -> None:
         """Stop the stages' threads and clients, and the metrics endpoint; the flow must have
         ended (or be ending)."""
+        self.input_guard.release_all()
+        self.input_guard.uninstall()
         for stage in self.stages.values():
             stage.close()
         if self.metrics is not None:
             self.metrics.close()
-
-
-class HudScore:
-    """HUD fields and enemy counts against ground truth, over a set of observations."""
-
-    def __init__(self) -> None:
-        self.frames = 0
-        self.exact = 0
-        self.fields: dict[str, int] = dict.fromkeys(HUD_FIELDS, 0)
-        self.enemy_count = 0
-
-    def add(self, obs: Observation) -> bool:
-        """Score one observation (it must have ``truth``); ``True`` if its HUD is exact."""
-        truth, hud = obs.truth, obs.vision.hud()
-        assert truth is not None
-        self.frames += 1
-        exact = True
-        for f in HUD_FIELDS:
-            if hud[f] == getattr(truth, f):
-                self.fields[f] += 1
-            else:
-                exact = False
-        self.exact += exact
-        self.enemy_count += len(obs.vision.enemies) == len(truth.enemies)
-        return exact
-
-    def summary(self) -> dict[str, Any]:
-        n = self.frames
-        return {
-            "frames": n,
-            "exact": self.exact / n if n else None,
-            "fields": {f: (v / n if n else None) for f, v in self.fields.items()},
-            "enemy_count": self.enemy_count / n if n else None,
-        }
-
-
-class Reporter:
-    """Live status line and end-of-run summary of a :class:`Runtime`."""
-
-    KEPT_TRUTHS = 4096
-    """Ground truth of this many recent model-read frames is kept, to tell whether a
-    duplicate's reused HUD was stale (the screen's HUD had changed since)."""
-
-    def __init__(self, rt: Runtime, stream: TextIO | None = None) -> None:
-        self.rt = rt
-        self.out = stream or sys.stderr
-        self.t0 = time.time()
-        self.t_end: float | None = None
-        self._lock = threading.Lock()
-        self.latency_ms: deque[float] = deque(maxlen=100_000)
-        self.resolved = 0
-        self.read = HudScore()  # observations the model read (processed)
-        self.delivered = HudScore()  # every observation the agent got, against its own frame
-        self.stale_frames = 0  # reused readings whose frame's HUD had changed since
-        self._truths: OrderedDict[tuple[str, int], tuple[Any, ...]] = OrderedDict()
-        self._last_print = time.monotonic()
-        self._last_counts = (0, 0)
-        self.partitions = 0
-        self.closed = 0
-        self.workers: list[int] = []  # this process's worker indexes
-        self.worker_count = 0  # every process's workers together
-        self.summary_written = False
-        self.first_capture: float | None = None  # the earliest capture time resolved here
-        self.last_output: float | None = None  # when the last frame was resolved here
-
-    def on_item(self, item: Observation | Outcome) -> None:
-        now = time.time()
-        with self._lock:
-            self.resolved += 1
-            if self.first_capture is None or item.captured_at < self.first_capture:
-                self.first_capture = item.captured_at
-            self.last_output = now
-            if isinstance(item, Observation):
-                self.latency_ms.append((now - item.captured_at) * 1000.0)
-                if self.rt.metrics is not None:
-                    self.rt.metrics.age.observe(now - item.captured_at)
-                if item.truth is not None:
-                    self._score(item)
-        interval = self.rt.config.run.status_interval_s
-        if self.rt.report and interval > 0 and time.monotonic() - self._last_print >= interval:
-            self._print_status()
-
-    def _score(self, obs: Observation) -> None:
-        assert obs.truth is not None
-        hud = tuple(getattr(obs.truth, f) for f in HUD_FIELDS)
-        self.delivered.add(obs)
-        if obs.status is Status.PROCESSED:
-            self.read.add(obs)
-            self._truths[(obs.stream_id, obs.seq)] = hud
-            while len(self._truths) > self.KEPT_TRUTHS:
-                self._truths.popitem(last=False)
-            return
-        source = self._truths.get((obs.stream_id, obs.source_seq))
-        if source is not None and source != hud:
-            self.stale_frames += 1
-
-    def _print_status(self) -> None:
-        now = time.monotonic()
-        c = self.rt.ledger.counts()
-        dt = max(now - self._last_print, 1e-9)
-        fin = (c["captured"] - self._last_counts[0]) / dt
-        fout = (self.resolved - self._last_counts[1]) / dt
-        self._last_print, self._last_counts = now, (c["captured"], self.resolved)
-        done = sum(c[s.value] for s in Status)
-        dup = 100.0 * (c["duplicate"] + c["cached"]) / max(done, 1)
-        lat = percentiles(list(self.latency_ms)[-500:])
-        line = (
-            f"[framewax] in {fin:5.1f}/s  out {fout:5.1f}/s  in flight {c['in_flight']:3d}  "
-            f"dup {dup:4.1f}%  dropped {c['dropped']}  failed {c['failed']}  "
-            f"latency p50 {lat['p50']:6.1f} ms  p99 {lat['p99']:6.1f} ms"
-        )
-        print(line, file=self.out, flush=True)
-
-    # -- end of run ----------------------------------------------------------
-    def partition_built(self, worker_index: int = 0, worker_count: int = 1) -> None:
-        with self._lock:
-            self.partitions += 1
-            self.workers.append(worker_index)
-            self.worker_count = worker_count
-
-    @property
-    def process(self) -> tuple[int, int]:
-        """``(index, count)`` of this process among the run's processes (``-i`` / ``-a``),
-        from the workers it holds (``-w`` per process, the same in each)."""
-        with self._lock:
-            here = max(len(self.workers), 1)
-            if not self.workers or self.worker_count <= here:
-                return 0, 1
-            return min(self.workers) // here, self.worker_count // here
-
-    def summary_path(self) -> Path | None:
-        """``FRAMEWAX_SUMMARY``; with several processes, ``run.json`` becomes ``run.<i>.json``
-        per process (merge them with ``python -m flows.summary``)."""
-        path = os.environ.get("FRAMEWAX_SUMMARY")
-        if not path:
-            return None
-        index, count = self.process
-        p = Path(path)
-        return p if count == 1 else p.with_name(f"{p.stem}.{index}{p.suffix}")
-
-    def partition_closed(self) -> None:
-        with self._lock:
-            self.closed += 1
-            last = self.closed >= self.partitions
-        if last:
-            self.finish()
-            if self.rt.report:
-                # A standalone run (bytewax.run) has no owner to close its stages: close them
-                # now, so calls still hanging are aborted instead of holding the exit.
-                self.rt.close()
-
-    def finish(self) -> dict[str, Any]:
-        """The run has ended: close the ledger, build the summary; print and write it once
-        (when the run reports). A ledger that does not balance sets a non-zero exit code."""
-        if self.t_end is None:
-            self.t_end = time.time()
-        self.rt.ledger.end()
-        summary = self.summary()
-        if not summary["ledger"]["balanced"]:
-            self.rt.exit_code = 1
-        if self.rt.report and not self.summary_written:
-            self.summary_written = True
-            if self.rt.config.run.summary:
-                print(format_summary(summary), file=self.out, flush=True)
-            path = self.summary_path()
-            if path is not None:
-                path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        return summary
-
-    def summary(self) -> dict[str, Any]:
-        rt = self.rt
-        end = self.t_end or time.time()
-        duration = max(end - self.t0, 1e-9)
-        ledger = rt.ledger.summary()
-        with self._lock:
-            read = self.read.summary()
-            accuracy = {
-                **read,  # the model's reads, at the top level as before
-                "read": read,
-                "delivered": self.delivered.summary(),
-                "stale_frames": self.stale_frames,
-            }
-            latency = percentiles(self.latency_ms)
-            resolved = self.resolved
-            window = {"first_capture": self.first_capture, "last_output": self.last_output}
-        index, count = self.process
-        out: dict[str, Any] = {
-            "config": rt.config.path,
-            "process": {"index": index, "count": count},
-            "duration_s": duration,
-            "ledger": ledger,
-            "fps": resolved / duration,
-            "captured_fps": ledger["captured"] / duration,
-            "processed_fps": ledger["processed"] / duration,
-            "latency_ms": latency,
-            "hud_accuracy": accuracy,
-            "placement": rt.placement.snapshot(),
-            "window": window,
-        }
-        for name, stage in rt.stages.items():
-            out[name] = stage.metrics()
-        return out
-
-
-def format_summary(s: dict[str, Any]) -> str:
-    led = s["ledger"]
-    rows = [("captured", led["captured"])]
-    rows += [
-        (k, led[k]) for k in ("processed", "duplicate", "cached", "dropped", "failed", "in_flight")
-    ]
-    lines = ["", "framewax run summary" + (f" ({s['config']})" if s["config"] else ""), "-" * 44]
-    lines += [f"  {k:<22}{v:>10}" for k, v in rows]
-    for reason, n in sorted(led["reasons"].items()):
-        lines.append(f"    {reason:<20}{n:>10}")
-    resolved = sum(led[k] for k in ("processed", "duplicate", "cached", "dropped", "failed"))
-    ok = "balanced" if led["balanced"] else "NOT BALANCED"
-    lines.append(
-        f"  ledger: captured {led['captured']} = {resolved} resolved + {led['in_flight']} in flight ({ok})"
-    )
-    if led.get("unresolved"):
-        lines.append(
-            f"    INCOMPLETE: {led['unresolved']} frames were still unresolved when the run ended"
-        )
-    if led.get("violation_count"):
-        lines.append(f"    {led['violation_count']} contract violations; the first:")
-    for v in led["violations"]:
-        lines.append(f"    violation: {v}")
-    lat, acc = s["latency_ms"], s["hud_accuracy"]
-    lines.append(
-        f"  throughput             {s['fps']:8.1f} frames/s  ({s['processed_fps']:.1f} processed/s)"
-    )
-    lines.append(f"  latency capture→obs    p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms")
-    vis = s.get("vision", {})
-    if vis:
-        lines.append(
-            f"  vision ({vis['backend']})      {vis['completed']} calls, "
-            f"p50 {vis['call_ms']['p50']:.1f} ms, peak {vis['peak_in_flight']} in flight"
-        )
-    if vis.get("regions_without_text"):
-        lines.append(
-            f"    WARNING: HUD regions {', '.join(vis['regions_without_text'])} held no readable "
-            "number on the first frames (python -m flows.calibrate RECORDING finds them)"
-        )
-    if vis.get("rejected"):
-        unsure = ", ".join(f"{k} {v}" for k, v in sorted(vis["rejected"].items()))
-        lines.append(f"    readings rejected as implausible (None instead): {unsure}")
-    for ep in vis.get("endpoints", []):
-        fails = ", ".join(f"{k} {v}" for k, v in sorted(ep["failures"].items())) or "none"
-        lines.append(
-            f"    {ep['url']}: {ep['ok']}/{ep['requests']} ok, {ep['retries']} retries, "
-            f"peak {ep['peak_in_flight']}/{ep['limit']} in flight, breaker {ep['breaker']}, "
-            f"p50 {ep['latency_ms']['p50']:.0f} ms; failures: {fails}"
-        )
-    b = s.get("batch")
-    if b:
-        lines.append(
-            f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}"
-        )
-    if acc["frames"]:
-        fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items())
-        lines.append(
-            f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} model reads"
-        )
-        lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
-        got = acc.get("delivered") or {}
-        if got.get("frames"):
-            lines.append(
-                f"    delivered: {got['exact']:.1%} exact over {got['frames']} observations "
-                f"(each against its own frame); {acc.get('stale_frames', 0)} showed a stale HUD"
-            )
-    else:
-        lines.append("  HUD accuracy           n/a (no ground truth)")
-    place = s.get("placement") or {}
-    if place.get("worker_count", 0) > 1:
-        lines.append(
-            f"  placement              {len(place['streams'])} streams on "
-            f"{place['worker_count']} workers; {place['crossed_frames']} frames "
-            f"({place['crossed_bytes'] / 1e6:.1f} MB) crossed processes"
-        )
-    cap = s.get("capture", {})
-    for err in cap.get("errors", []):
-        lines.append(f"  capture error: {err}")
-    if cap.get("error_count", 0) > len(cap.get("errors", [])):
-        lines.append(f"  ... {cap['error_count']} capture errors in all")
-    return "\n".join(lines)

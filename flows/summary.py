@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flows.runtime import format_summary
+from flows.report import format_summary
 
 __all__ = ["merge"]
 

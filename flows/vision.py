@@ -63,13 +63,16 @@ def build(
     c, d, v, b = cfg.capture, cfg.dedup, cfg.vision, cfg.batch
 
     source = build_stage("capture.source", c.source, c.options, controls=rt.controls)
-    detector = build_stage("dedup.detector", d.detector, d.options) if d.enabled else None
+    hud = {"regions": cfg.hud.regions}  # one key for dedup and the local model
+    detector = build_stage("dedup.detector", d.detector, d.options, **hud) if d.enabled else None
     backend = build_stage(
         "vision.backend",
         v.backend,
         v.options,
-        max_in_flight=v.max_in_flight,
+        max_in_flight=v.max_in_flight,  # each endpoint's default limit
         deadline_ms=v.deadline_ms,
+        hud_regions=cfg.hud.regions,
+        ranges=cfg.hud.ranges or None,
     )
     encoder = build_stage("batch.encoder", b.encoder, b.options)
     dedup_stage = DedupStage(
@@ -120,8 +123,8 @@ def build(
             rt.store,
             rt.ledger,
             on_item=rt.reporter.on_item,
-            on_close=rt.reporter.partition_closed,
-            on_build=rt.reporter.partition_built,
+            on_close=rt.partition_closed,
+            on_build=rt.partition_built,
         ),
     )
     return FlowBuild(flow, rt)

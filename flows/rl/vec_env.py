@@ -21,19 +21,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
 from flows.config import FlowConfig, load_config
-from flows.rl.env import ControlRate, ObsDict, VisionPipelineEnv, arena_for_agent
+from flows.rl.env import ControlRate, ObsDict, StepResult, VisionPipelineEnv, arena_for_agent
 from flows.runner import Pipeline
 
 __all__ = ["StepResult", "VisionPipelineVecEnv"]
-
-StepResult = tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]
 
 
 class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
@@ -121,21 +119,22 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
             acts.append([int(a) for a in action])
         try:
             sent = [
-                None if a is None else env._send(a) for env, a in zip(self.envs, acts, strict=True)
+                None if a is None else env.session.send(a)
+                for env, a in zip(self.envs, acts, strict=True)
             ]
             if self.max_wait_ms > 0:
                 deadline = time.monotonic() + self.max_wait_ms / 1000.0
                 for env, s in zip(self.envs, sent, strict=True):
                     if s is not None:
-                        env._await(s, deadline)
+                        env.session.wait(s, deadline)
             overrun = self.rate.wait()
             return [
-                None if s is None else env._observe(s, overrun)
+                None if s is None else env.finish(s, overrun)
                 for env, s in zip(self.envs, sent, strict=True)
             ]
         except BaseException:
             for env in self.envs:
-                env.executor.release_all()  # an error (or Ctrl-C) mid-step leaves no key down
+                env.session.release()  # an error (or Ctrl-C) mid-step leaves no key down
             raise
 
     def reset_env(

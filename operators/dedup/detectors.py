@@ -168,7 +168,7 @@ class RegionDetector:
         tone_size: int = 8,
         tone_threshold: int = 12,
     ) -> None:
-        rects = hud_regions(regions, "dedup.options.regions")
+        rects = hud_regions(regions, "hud.regions")
         if (
             (region_height is not None and region_height < 4)
             or region_rows < 16

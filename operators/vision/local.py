@@ -99,18 +99,21 @@ class LocalVisionBackend:
         ocr_threads: int = 1,
         ranges: str | Mapping[str, Sequence[int]] | None = None,
     ) -> None:
-        self.hud_regions = resolve_hud_regions(
-            ARENA_HUD_REGIONS if hud_regions is None else hud_regions,
-            "vision.options.hud_regions",
-            fields=ARENA_HUD_REGIONS,
+        regions = resolve_hud_regions(
+            ARENA_HUD_REGIONS if hud_regions is None else hud_regions, "hud.regions"
         )
+        # The fields this model reads; others (a calibration's extra numbers) are dedup's.
+        self.hud_regions = {k: r for k, r in regions.items() if k in ARENA_HUD_REGIONS}
+        if not self.hud_regions:
+            msg = f"hud.regions: none of {sorted(regions)} is a field the local model reads ({sorted(ARENA_HUD_REGIONS)})"
+            raise ValueError(msg)
         if ranges is None:  # the game the regions are for; CS2 for a table of your own
             ranges = "cs2"
             if hud_regions is None:
                 ranges = "arena"
             elif isinstance(hud_regions, str) and hud_regions in HUD_RANGES:
                 ranges = hud_regions
-        self.ranges = hud_ranges(ranges, "vision.options.ranges", HUD_FIELDS)
+        self.ranges = hud_ranges(ranges, "hud.ranges", HUD_FIELDS)
         self.enemy_rgb = np.array(enemy_rgb, np.int16)
         self.enemy_tolerance = int(enemy_tolerance)
         # |pixel - colour| <= tolerance on every channel, as one cv2.inRange (no int16 copy)
@@ -182,7 +185,7 @@ class LocalVisionBackend:
             self.regions_without_text = [r for r in self.hud_regions if r not in self._texted]
         if self.regions_without_text:
             logger.warning(
-                "vision.options.hud_regions: %s held no readable number on the first %d "
+                "hud.regions: %s held no readable number on the first %d "
                 "frames; are these regions for this game and screen? Find them with "
                 "`python -m flows.calibrate RECORDING`",
                 ", ".join(repr(r) for r in self.regions_without_text),

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from flows.config import ActionsConfig
-from flows.rl.env import VisionPipelineEnv, build_executor
+from flows.rl.env import VisionPipelineEnv
+from flows.rl.session import build_executor
 from operators.errors import ConfigError
 from tests.conftest import ROOT, H, W
 
@@ -176,7 +177,7 @@ def _live(display, **actions):
         actions = {"options": {"display": display}, **actions}
     return {
         "capture": {"source": "screen", "options": {"display": display, "fps": 20.0}},
-        "dedup": {"options": {"regions": "cs2"}},
+        "hud": {"regions": "cs2"},
         "batch": {"options": {"device": "cpu", "threads": 1}},
         "actions": actions,
         "run": {"status_interval_s": 0.0, "shutdown_ms": 500.0},
@@ -241,9 +242,11 @@ def test_a_signal_releases_held_keys(display, game, sig):
     script = (
         "import sys, time\n"
         "from flows.config import ActionsConfig\n"
-        "from flows.rl.env import build_executor, _guard\n"
+        "from flows.rl.session import build_executor\n"
+        "from flows.runtime import InputGuard\n"
         f"ex = build_executor(ActionsConfig(executor='xtest', options={{'display': '{display}'}}))\n"
-        "_guard(ex)\n"
+        "guard = InputGuard()\n"
+        "guard.add(ex)\n"
         "ex.act((1, 0, 0, 1))\n"
         "print('held', flush=True)\n"
         "time.sleep(60)\n"

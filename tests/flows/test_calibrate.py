@@ -21,9 +21,9 @@ def test_calibration_finds_and_names_the_fields_of_another_hud(tmp_path, layout)
     cfg = tmp_path / "run.toml"
     cfg.write_text('include = ["regions.toml"]\n[vision]\nbackend = "local"\n')
     loaded = load_config(cfg)
-    regions = loaded.dedup.options["regions"]
+    regions = loaded.hud.regions  # one key: dedup watches them, the local model reads them
     assert set(regions) == {"health", "armor", "ammo", "money"}
-    assert loaded.vision.options["hud_regions"] == regions
+    assert "regions" not in loaded.dedup.options and not loaded.vision.options
     lay = LAYOUTS[layout]
     for name, (ax, ay) in {
         "health": lay.health_at,
@@ -54,14 +54,12 @@ def test_a_recording_without_a_hud_says_so(tmp_path, capsys):
 
 
 def test_includes_lay_files_over_the_config_and_bad_ones_are_named(tmp_path):
-    (tmp_path / "a.toml").write_text(
-        "[dedup.options]\nregions = { money = [0.1, 0.1, 0.2, 0.2] }\n"
-    )
+    (tmp_path / "a.toml").write_text("[hud]\nregions = { money = [0.1, 0.1, 0.2, 0.2] }\n")
     (tmp_path / "main.toml").write_text(
-        'include = "a.toml"\n[dedup.options]\nregions = "cs2"\n[capture.options]\nframes = 7\n'
+        'include = "a.toml"\n[hud]\nregions = "cs2"\n[capture.options]\nframes = 7\n'
     )
     cfg = load_config(tmp_path / "main.toml")
-    assert cfg.dedup.options["regions"] == {"money": [0.1, 0.1, 0.2, 0.2]}
+    assert cfg.hud.regions == {"money": [0.1, 0.1, 0.2, 0.2]}
     assert cfg.capture.options["frames"] == 7
     (tmp_path / "bad.toml").write_text('include = ["nope.toml"]\n')
     with pytest.raises(ConfigError, match=r"include 'nope\.toml': no such file"):

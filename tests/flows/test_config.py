@@ -21,7 +21,7 @@ def test_default_config_loads_into_frozen_dataclasses():
             {"vision": {"max_in_fligt": 3}},
             r"unknown config key 'vision.max_in_fligt'.*max_in_flight",
         ),
-        ({"visoin": {}}, r"unknown config key 'visoin'.*capture, dedup, vision"),
+        ({"visoin": {}}, r"unknown config key 'visoin'.*capture, hud, dedup, vision"),
         ({"vision": {"order": "sideways"}}, r"vision.order = 'sideways'.*'newest', 'oldest'"),
         ({"vision": {"max_in_flight": "many"}}, r"'vision.max_in_flight' must be an integer"),
         (
@@ -39,7 +39,21 @@ def test_default_config_loads_into_frozen_dataclasses():
             r"not a recorded stream",
         ),
         ({"batch": {"options": {"device": "tpu"}}}, r"device = 'tpu'.*'auto', 'cpu', 'cuda'"),
-        ({"dedup": {"options": {"regions": "quake"}}}, r"'quake'.*'arena', 'cs2'"),
+        ({"hud": {"regions": "quake"}}, r"hud.regions = 'quake'.*'arena', 'cs2'"),
+        ({"hud": {"regions": {"health": [0.5, 0.1, 0.2, 0.3]}}}, r"hud.regions.health"),
+        ({"hud": {"ranges": {"health": [0, -1]}}}, r"hud.ranges.health"),
+        (
+            {"dedup": {"options": {"regions": "cs2"}}},
+            r"'dedup.options.regions' .*is now \[hud\] regions",
+        ),
+        (
+            {"vision": {"options": {"hud_regions": "cs2"}}},
+            r"'vision.options.hud_regions' .*is now \[hud\] regions",
+        ),
+        (
+            {"vision": {"options": {"ranges": "cs2"}}},
+            r"'vision.options.ranges' .*is now \[hud\] ranges",
+        ),
         ({"dedup": {"routes": {"lobby": "drop"}}}, r"dedup.routes = 'lobby'.*'menu'"),
         ({"dedup": {"routes": {"menu": "skip"}}}, r"dedup.routes.menu = 'skip'.*'classify'"),
         ({"dedup": {"cache_scenes": "menu"}}, r"cache_scenes' must be a list"),

@@ -19,8 +19,9 @@ import time
 import pytest
 
 from flows.config import load_config
+from flows.report import format_summary
 from flows.runner import Pipeline
-from flows.runtime import Runtime, format_summary
+from flows.runtime import Runtime
 from operators.outcome import Outcome, Status
 from operators.testing.ollama_server import OllamaServer
 from tests.conftest import ROOT
@@ -143,7 +144,7 @@ def test_a_run_that_ends_with_frames_unresolved_is_not_balanced_and_says_so():
         rt.ledger.captured("s", seq)
     rt.ledger.record(Outcome("s", 0, Status.PROCESSED))
     assert rt.ledger.balanced()  # while it runs, in flight is fine
-    summary = rt.reporter.finish()
+    summary = rt.finish()
     led = summary["ledger"]
     assert not led["balanced"] and led["unresolved"] == 2 and rt.exit_code == 1
     assert "INCOMPLETE: 2 frames were still unresolved" in format_summary(summary)

@@ -279,7 +279,7 @@ def test_local_backend_rejects_what_a_field_cannot_show_and_says_why():
     # ranges are the game's: a preset or a table
     roomy = LocalVisionBackend(ranges={"health": [0, 9999], "money": [0, 100000]}).infer(frame)
     assert (roomy.health, roomy.money, roomy.rejected) == (7902, 99999, ())
-    with pytest.raises(ValueError, match=r"vision.options.ranges.health = \[5, 1\]"):
+    with pytest.raises(ValueError, match=r"hud.ranges.health = \[5, 1\]"):
         LocalVisionBackend(ranges={"health": [5, 1]})
 
 
