@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +34,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.header import run_header
 
 W, H = 320, 240
 
@@ -219,9 +219,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=10)
     result = {
-        "benchmark": "act",
-        "command": " ".join(["python", "benchmarks/act.py", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **run_header("act"),
         "rows": rows,
         "checks": {
             "p50 within one interval + model + 5 ms": all(r["p50_within_bound"] for r in rows),

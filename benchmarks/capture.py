@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from bytewax.testing import TestingSink, run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.header import run_header
 from operators.capture.replay import ReplaySource
 from operators.capture.screen import ScreenSource
 from operators.steps import capture
@@ -155,9 +155,7 @@ def main() -> None:
         sys.exit("Xvfb is not installed (apt-get install xvfb)")
     rows = screen_rows(121, 1280, 720, args.seconds) + screen_rows(122, 1920, 1080, args.seconds)
     result = {
-        "benchmark": "capture",
-        "command": "python benchmarks/capture.py " + " ".join(sys.argv[1:]),
-        "cpu_count": os.cpu_count(),
+        **run_header("capture"),
         "screen": rows,
         "replay": replay_row(),
     }

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -45,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.header import run_header
 from flows.calibrate import calibrate
 from operators.capture.arena import Arena, Autopilot
 from operators.dedup.detectors import RegionDetector, ThumbnailDetector
@@ -273,9 +272,7 @@ def main() -> None:
         },
     }
     result = {
-        "benchmark": "dedup",
-        "command": "python benchmarks/dedup.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
+        **run_header("dedup"),
         "ms_per_frame": costs,
         "arena_stream": quality,
         "held_out_streams": held,

@@ -29,7 +29,7 @@ from bytewax.testing import run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
+from benchmarks.header import run_header
 from operators.batch.encoder import Encoder
 from operators.batch.window import EncodeStage, WindowPolicy
 from operators.frame import Frame
@@ -154,11 +154,11 @@ def main() -> None:
     )
     window["frame"] = [wh, ww]
     result = {
+        **run_header("encode"),
         "device": device,
         "device_name": name,
         "torch": torch.__version__,
         "frame": [args.height, args.width],
-        "command": "python benchmarks/encode.py " + " ".join(sys.argv[1:]),
         "rows": rows,
         "batch16_vs_1": next(r["vs_batch_1"] for r in rows if r["batch"] == 16),
         "window": window,

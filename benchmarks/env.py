@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import flows.rl  # noqa: F401  (registers the env)
+from benchmarks.header import run_header
 from operators.testing.ollama_server import spawn_server
 
 
@@ -132,9 +131,7 @@ def main() -> None:
         proc.wait(timeout=10)
     target_age = args.latency_ms + 2 * 1000.0 / args.fps
     result = {
-        "benchmark": "env",
-        "command": "python benchmarks/env.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version()},
+        **run_header("env"),
         "model_latency_ms": args.latency_ms,
         "capture_fps": args.fps,
         "rows": rows,

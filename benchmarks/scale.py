@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.header import run_header  # noqa: E402
 from flows.cluster import loopback_addresses  # noqa: E402
 from flows.summary import merge  # noqa: E402
 from operators.testing.ollama_server import spawn_server  # noqa: E402
@@ -200,12 +200,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
     out = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        **run_header("scale"),
         "settings": {
             "duration_s": args.duration,
             "fps_per_stream": args.fps,

@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -44,6 +42,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.header import run_header  # noqa: E402
 
 DESIGNS = ("sequential", "thread_pool", "framewax")
 WIDTH, HEIGHT = 320, 180
@@ -390,12 +390,7 @@ def main() -> None:
                 "train_iteration": seq["train_iteration_s"] / r["train_iteration_s"],
             }
     out = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        **run_header("seed_table"),
         "settings": {
             k: getattr(args, k)
             for k in ("seconds", "latency_ms", "fps", "workers", "n_steps", "iterations")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.header import run_header
 from flows.runner import Pipeline
 from operators.testing.ollama_server import spawn_server
 
@@ -95,9 +95,7 @@ def main() -> None:
         ),
     }
     result = {
-        "benchmark": "soak",
-        "command": " ".join(["python", "benchmarks/soak.py", *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        **run_header("soak"),
         "minutes": args.minutes,
         "fps": args.fps,
         "model_latency_ms": args.latency_ms,

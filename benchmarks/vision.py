@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import platform
 import queue
 import sys
 import threading
@@ -41,6 +40,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.header import run_header
 from flows.runner import Pipeline
 from operators.capture.arena import Arena
 from operators.observation import Observation
@@ -415,13 +415,7 @@ def main() -> None:
         "overload_latency_budget_ms": args.latency_ms + args.staleness_ms,
     }
     result = {
-        "benchmark": "vision",
-        "command": "python benchmarks/vision.py " + " ".join(sys.argv[1:]),
-        "machine": {
-            "cpu_count": __import__("os").cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        **run_header("vision"),
         "model_latency_ms": args.latency_ms,
         "staleness_ms": args.staleness_ms,
         "duration_s": args.duration,

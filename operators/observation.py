@@ -54,6 +54,32 @@ class Observation:
     emitted_at: float
     truth: GroundTruth | None = None
 
+    @classmethod
+    def build(
+        cls,
+        frame: Encoded | Outcome,
+        status: Status,
+        source_seq: int,
+        reading: VisionResult,
+        picture: Encoded | Observation,
+        emitted_at: float,
+    ) -> Observation:
+        """The one way an observation is made: ``frame``'s provenance (stream, seq, capture
+        time, ground truth), ``reading`` and the visual half of ``picture`` (the frame's own
+        encoding, or the kept frame's observation a duplicate reuses)."""
+        return cls(
+            stream_id=frame.stream_id,
+            seq=frame.seq,
+            captured_at=frame.captured_at,
+            status=status,
+            source_seq=source_seq,
+            vision=reading,
+            visual=picture.visual,
+            embedding=picture.embedding,
+            emitted_at=emitted_at,
+            truth=frame.truth,
+        )
+
     def age_ms(self, now: float) -> float:
         return (now - self.captured_at) * 1000.0
 

@@ -14,9 +14,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-__all__ = ["BoundedPool", "Executor"]
+if TYPE_CHECKING:
+    from operators.clock import Clock
+
+T = TypeVar("T")
+
+__all__ = ["BoundedPool", "Executor", "pump_until_done"]
 
 
 class Executor(Protocol):
@@ -97,3 +102,41 @@ class BoundedPool:
             executor, self._executor = self._executor, self._given
         if executor is not None and executor is not self._given:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def pump_until_done(
+    clock: Clock,
+    *,
+    busy: Callable[[], bool],
+    running: Callable[[], bool],
+    pump: Callable[[], list[T]],
+    progress_at: Callable[[], float],
+    stall_s: float,
+    stall_why: str,
+    poll_s: float,
+    until: float | None,
+) -> tuple[list[T], str]:
+    """The bounded drain every pooled stage ends a stream with: ``pump()`` every ``poll_s``
+    while ``busy()``, and stop early at ``until`` or once nothing is ``running()`` and
+    nothing has progressed for ``stall_s``. Returns what was pumped and why it stopped
+    (``"when the stream ended"``, ``"at shutdown"`` or ``stall_why``), for the stage to
+    resolve what is left with that reason. Never waits past ``until``, nor forever.
+
+    >>> from operators.testing import FakeClock
+    >>> clock = FakeClock(0.0)
+    >>> out, why = pump_until_done(clock, busy=lambda: True, running=lambda: False,
+    ...     pump=lambda: [], progress_at=lambda: 0.0, stall_s=0.5, stall_why="stuck",
+    ...     poll_s=0.1, until=None)
+    >>> why, round(clock.now(), 1)
+    ('stuck', 0.6)
+    """
+    out: list[T] = []
+    while busy():
+        now = clock.now()
+        if until is not None and now >= until:
+            return out, "at shutdown"
+        if not running() and now - progress_at() > stall_s:
+            return out, stall_why
+        clock.sleep(poll_s)
+        out.extend(pump())
+    return out, "when the stream ended"

@@ -30,7 +30,7 @@ from operators.frame import Frame, image_problem
 from operators.observation import Encoded
 from operators.options import at_least, greater_than
 from operators.outcome import Outcome
-from operators.pool import BoundedPool
+from operators.pool import BoundedPool, pump_until_done
 from operators.stage import SupportsClose, SupportsWarmUp
 from operators.stats import percentiles
 
@@ -287,17 +287,18 @@ class BatchWindow:
         if self.buffer:
             self._cut(now)
         out = self._pump(now)
-        why = "when the stream ended"
-        while self.running or self.ready:
-            now = clock.now()
-            if until is not None and now >= until:
-                why = "at shutdown"
-                break
-            if not self.running and now - self.progress_at > pol.deadline_ms / 1000.0:
-                why = f"no encoder slot freed within {pol.deadline_ms:.0f} ms"
-                break
-            clock.sleep(pol.poll_ms / 1000.0)
-            out.extend(self._pump(clock.now()))
+        more, why = pump_until_done(
+            clock,
+            busy=lambda: bool(self.running or self.ready),
+            running=lambda: bool(self.running),
+            pump=lambda: self._pump(clock.now()),
+            progress_at=lambda: self.progress_at,
+            stall_s=pol.deadline_ms / 1000.0,
+            stall_why=f"no encoder slot freed within {pol.deadline_ms:.0f} ms",
+            poll_s=pol.poll_ms / 1000.0,
+            until=until,
+        )
+        out.extend(more)
         for run in self.running.values():
             out.extend(Outcome.failed(f, "timeout", f"still encoding {why}") for f in run.frames)
         for batch, _cut_at in self.ready:

@@ -225,18 +225,7 @@ class Resequencer:
         if slot.vision is None or slot.encoded is None:
             return None
         e = slot.encoded
-        obs = Observation(
-            stream_id=e.stream_id,
-            seq=seq,
-            captured_at=e.captured_at,
-            status=Status.PROCESSED,
-            source_seq=seq,
-            vision=slot.vision,
-            visual=e.visual,
-            embedding=e.embedding,
-            emitted_at=self.clock.now(),
-            truth=e.truth,
-        )
+        obs = Observation.build(e, Status.PROCESSED, seq, slot.vision, e, self.clock.now())
         self._remember(seq, obs)
         return obs
 
@@ -260,18 +249,9 @@ class Resequencer:
             ref = self.scenes[of]
             self.scenes.move_to_end(of)
         if isinstance(ref, Observation):
-            return Observation(
-                stream_id=o.stream_id,
-                seq=o.seq,
-                captured_at=o.captured_at,
-                status=o.status,
-                source_seq=of,
-                vision=ref.vision,
-                visual=ref.visual,
-                embedding=ref.embedding,
-                emitted_at=self.clock.now(),
-                truth=o.truth,  # this frame's own truth: what the agent got is scored against it
-            )
+            # this frame's own provenance and truth (what the agent got is scored against
+            # it), the kept frame's reading and picture
+            return Observation.build(o, o.status, of, ref.vision, ref, self.clock.now())
         if isinstance(ref, Outcome):
             # The kept frame was dropped or failed: its copies end the same way.
             return Outcome(

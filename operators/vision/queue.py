@@ -38,7 +38,7 @@ from operators.frame import Frame
 from operators.options import at_least, choice, greater_than
 from operators.outcome import Outcome
 from operators.placement import share_of
-from operators.pool import BoundedPool
+from operators.pool import BoundedPool, pump_until_done
 from operators.reading import VisionResult
 from operators.stage import SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
 from operators.stats import percentiles
@@ -281,18 +281,19 @@ class VisionQueue:
         st, pol = self.stage, self.stage.policy
         clock = st.clock
         out = self._pump()
-        stall = (pol.deadline_ms + st.grace_ms) / 1000.0
-        why = "when the stream ended"
-        while self.inflight or self.pending:
-            now = clock.now()
-            if until is not None and now >= until:
-                why = "at shutdown"
-                break
-            if not self.inflight and now - self.progress_at > stall:
-                why = f"no slot freed within {pol.deadline_ms + st.grace_ms:.0f} ms"
-                break
-            clock.sleep(pol.poll_ms / 1000.0)
-            out.extend(self._pump())
+        limit_ms = pol.deadline_ms + st.grace_ms
+        more, why = pump_until_done(
+            clock,
+            busy=lambda: bool(self.inflight or self.pending),
+            running=lambda: bool(self.inflight),
+            pump=self._pump,
+            progress_at=lambda: self.progress_at,
+            stall_s=limit_ms / 1000.0,
+            stall_why=f"no slot freed within {limit_ms:.0f} ms",
+            poll_s=pol.poll_ms / 1000.0,
+            until=until,
+        )
+        out.extend(more)
         for frame, _sent in self.inflight.values():
             out.append(Outcome.failed(frame, "timeout", f"still in flight {why}"))
             st.stats.fail("timeout")
