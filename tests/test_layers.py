@@ -210,3 +210,11 @@ def test_one_definition_of_rect_clock_and_the_image_check():
     assert _defining("\nRect = ") == ["operators.hud"]
     assert _defining("\nclass Clock") == ["operators.clock"]
     assert _defining("dtype != np.uint8") == ["operators.frame"]
+
+
+def test_the_tests_mirror_the_package_tree():
+    tests = ROOT / "tests"
+    for d in sorted(p for pkg in PACKAGES for p in [tests / pkg, *(tests / pkg).rglob("*")]):
+        if d.is_dir() and d.name != "__pycache__":
+            package = ROOT / d.relative_to(tests)
+            assert (package / "__init__.py").exists(), f"{d} mirrors no package ({package})"

@@ -176,10 +176,12 @@ class _ReplayStream:
 class ReplaySource(SourceBase):
     """Replays recorded streams (folders with ``index.jsonl`` + image files).
 
-    Each recording is one partition and stream (``stream_id`` = the folder's
-    name unless the index names one). Frames get fresh gap-free seqs and
-    capture times; ``pace`` is ``"recorded"`` (at the recorded pace, times
-    ``speed``) or ``"fast"`` (as fast as the flow takes them).
+    Each recording is one stream, its ``stream_id`` the folder's name (two
+    recordings with one name are refused). Frames get fresh gap-free seqs and
+    capture times, and keep the recording's ground truth; ``pace`` is
+    ``"recorded"`` (at the recorded pace, times ``speed``) or ``"fast"`` (as
+    fast as the flow takes them); ``frames`` stops each stream after that many
+    (0: the whole recording).
     """
 
     def __init__(
@@ -203,6 +205,11 @@ class ReplaySource(SourceBase):
         greater_than("capture.options.speed", speed, 0)
         check_frames(frames)
         self.paths = {Path(p).name: Path(p) for p in paths}
+        if len(self.paths) < len(paths):
+            names = [Path(p).name for p in paths]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            msg = f"capture.options.paths = {[str(p) for p in paths]!r}: two recordings are named {twice}; each stream is named by its folder, rename one"
+            raise ConfigError(msg)
         for name, p in self.paths.items():
             if not (p / INDEX_NAME).is_file():
                 msg = f"capture.options.paths: {p} is not a recorded stream (no {INDEX_NAME}) [{name}]"

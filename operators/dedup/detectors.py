@@ -270,13 +270,17 @@ class RegionDetector:
         return bool(contrasts) and sum(c >= min_contrast for c in contrasts) * 2 >= len(contrasts)
 
     def classify(self, sig: Signature) -> Scene:
-        """A cheap scene guess, no model: loading (dark and flat), death (no HUD, red), menu
-        (no HUD), gameplay (HUD present)."""
+        """A cheap scene guess, no model: loading (dark and flat), gameplay (HUD present),
+        death (no HUD, and the screen washed red: red at least 1.5x green and blue over the
+        whole frame), menu (no HUD otherwise)."""
         mean, std = sig.stats
         if mean < 16 and std < 8:
             return Scene.LOADING
         if self.hud_present(sig):
             return Scene.GAMEPLAY
+        r, g, b = (float(v) for v in sig.tone.reshape(-1, 3).mean(axis=0))  # RGB frames
+        if r >= 40 and r >= 1.5 * max(g, b, 1.0):
+            return Scene.DEATH
         return Scene.MENU
 
 

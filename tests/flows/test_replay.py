@@ -233,3 +233,14 @@ def test_recorder_chunks_frames_and_keeps_failed_captures(tmp_path):
     led = summary["ledger"]
     assert led["captured"] == 10 and led["balanced"]
     assert led["reasons"] == {"failed(capture)": 1}
+
+
+def test_two_recordings_with_one_name_are_refused_not_merged(tmp_path):
+    from operators.capture.replay import ReplaySource
+    from operators.errors import ConfigError
+
+    for side in ("a", "b"):
+        (tmp_path / side / "screen").mkdir(parents=True)
+        (tmp_path / side / "screen" / "index.jsonl").write_text("")
+    with pytest.raises(ConfigError, match=r"two recordings are named \['screen'\]"):
+        ReplaySource(paths=[tmp_path / "a" / "screen", tmp_path / "b" / "screen"])

@@ -328,3 +328,15 @@ def test_a_one_pixel_stroke_digit_change_is_seen_at_720p_and_1080p(width, height
     a, b = det.signature(camera(draw("HP 88"))), det.signature(camera(draw("HP 89")))
     assert det.region_changes(a, b) == ["health"]
     assert det.same(a, det.signature(camera(draw("HP 88"))))
+
+
+def test_the_classifier_tells_death_menu_loading_and_gameplay_apart():
+    det = RegionDetector("arena")
+    red = np.zeros((360, 640, 3), np.uint8)
+    red[..., 0] = 150  # a screen washed red, no HUD: death
+    red[..., 1:] = 30
+    menu = np.full((360, 640, 3), 90, np.uint8)  # grey, no HUD
+    dark = np.full((360, 640, 3), 3, np.uint8)
+    frame = Arena(seed=1).render()
+    got = [det.classify(det.signature(x)) for x in (red, menu, dark, frame)]
+    assert got == [Scene.DEATH, Scene.MENU, Scene.LOADING, Scene.GAMEPLAY]
