@@ -104,7 +104,9 @@ class VisionPolicy:
     """How the vision stage schedules calls. These are also the ``[vision]`` config keys."""
 
     max_in_flight: int = 2
-    """Model calls in flight at once, for the whole step (every stream of this process)."""
+    """Model calls in flight at once, for the whole stage (every stream and every endpoint of
+    this process together). An HTTP endpoint's own ``max_in_flight`` bounds that endpoint;
+    one that sets none may take up to this many."""
     max_pending: int = 32
     """Frames waiting for a slot, per stream; beyond it the oldest are ``dropped(backlog)``
     (0: no frame waits; one that finds no free slot is dropped)."""
