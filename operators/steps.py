@@ -242,6 +242,16 @@ def capture(
     reaches one process (``stop`` set there) reaches every worker of the cluster, where
     ``on_stop(why)`` is called (it should set their ``stop`` too). Out:
     ``(key, Frame)``; the key is an address, ``Frame.stream_id`` names the stream.
+
+    >>> from bytewax.testing import TestingSink, run_main
+    >>> from operators.capture.arena import ArenaSource
+    >>> flow = Dataflow("capture_eg")
+    >>> frames = capture("capture", flow, ArenaSource(frames=3, fps=0))
+    >>> out = []
+    >>> op.output("out", op.map_value("seq", frames, lambda f: (f.stream_id, f.seq)), TestingSink(out))
+    >>> run_main(flow)
+    >>> [v for _key, v in out]
+    [('arena-0', 0), ('arena-0', 1), ('arena-0', 2)]
     """
     if isinstance(source, Source):
         frames: Stream[Frame] = op.input("source", flow, source)
@@ -291,7 +301,23 @@ class DedupOut:
 @operator
 def dedup(step_id: str, up: KeyedStream[Frame], stage: DedupStage) -> DedupOut:
     """Per stream: drop what did not change, reuse what was seen, route scenes
-    (:class:`~operators.dedup.DedupLogic`)."""
+    (:class:`~operators.dedup.DedupLogic`).
+
+    A still arena (no autopilot) shows the same picture four times: one frame is kept,
+    the rest are duplicates of it.
+
+    >>> from bytewax.testing import TestingSink, run_main
+    >>> from operators.capture.arena import ArenaSource
+    >>> from operators.dedup import DedupStage, RegionDetector
+    >>> flow = Dataflow("dedup_eg")
+    >>> frames = capture("capture", flow, ArenaSource(frames=4, fps=0, autopilot=False))
+    >>> checked = dedup("dedup", frames, DedupStage(RegionDetector("arena")))
+    >>> kept, skipped = [], []
+    >>> op.output("kept", checked.kept, TestingSink(kept))
+    >>> op.output("skipped", checked.skipped, TestingSink(skipped))
+    >>> run_main(flow)
+    >>> [f.seq for _k, f in kept], [(o.seq, o.status.value, o.of) for _k, o in skipped]
+    ([0], [(1, 'duplicate', 0), (2, 'duplicate', 0), (3, 'duplicate', 0)])"""
     routed = _driven("route", up, stage.for_stream, _no_limit)
 
     def only(tag: str) -> Callable[[tuple[str, Any]], Any]:
@@ -316,6 +342,22 @@ def call_vision(
 
     In: ``(stream_id, Frame)``. Out: ``(stream_id, VisionResult | Outcome)``,
     one item per frame, in completion order (not ``seq`` order).
+
+    >>> from bytewax.testing import TestingSink, run_main
+    >>> from operators.capture.arena import ArenaSource
+    >>> from operators.vision import VisionPolicy, VisionStage
+    >>> class Reader:  # any VisionBackend: infer(frame) -> VisionResult, on a pool thread
+    ...     name = "eg"
+    ...     def infer(self, frame):
+    ...         return VisionResult(frame.stream_id, frame.seq, health=100, backend=self.name)
+    >>> flow = Dataflow("vision_eg")
+    >>> frames = capture("capture", flow, ArenaSource(frames=3, fps=0))
+    >>> stage = VisionStage(Reader(), VisionPolicy(max_in_flight=2))
+    >>> out = []
+    >>> op.output("out", call_vision("vision", frames, stage), TestingSink(out))
+    >>> run_main(flow)
+    >>> sorted((r.seq, r.health) for _k, r in out)
+    [(0, 100), (1, 100), (2, 100)]
     """
     return _driven("calls", up, stage.for_stream, until)
 
@@ -329,6 +371,23 @@ def batch_encode(
 
     In: ``(stream_id, Frame)``. Out: ``(stream_id, Encoded | Outcome)``, one
     item per input frame (a failed frame fails alone).
+
+    >>> import numpy as np
+    >>> from bytewax.testing import TestingSink, run_main
+    >>> from operators.batch import EncodeStage, WindowPolicy
+    >>> from operators.capture.arena import ArenaSource
+    >>> class Tiny:  # any BatchEncoder: N images in, (N, 84, 84, 3) and (N, D) out
+    ...     def encode(self, images):
+    ...         n = len(images)
+    ...         return np.zeros((n, 84, 84, 3), np.uint8), np.zeros((n, 4), np.float32)
+    >>> flow = Dataflow("encode_eg")
+    >>> frames = capture("capture", flow, ArenaSource(frames=5, fps=0))
+    >>> stage = EncodeStage(Tiny(), WindowPolicy(max_size=4))
+    >>> out = []
+    >>> op.output("out", batch_encode("encode", frames, stage), TestingSink(out))
+    >>> run_main(flow)
+    >>> sorted((e.seq, e.embedding.shape) for _k, e in out)
+    [(0, (4,)), (1, (4,)), (2, (4,)), (3, (4,)), (4, (4,))]
     """
     return _driven("window", up, stage.for_stream, until)
 
@@ -342,5 +401,22 @@ def order_by_seq(
 
     In: ``(stream_id, VisionResult | Encoded | Outcome | CacheEntry)``.
     Out: ``(stream_id, Observation | Outcome)``.
+
+    Seq 1's halves arrive before seq 0's; the observations come out in ``seq`` order:
+
+    >>> import numpy as np
+    >>> from bytewax.testing import TestingSink, TestingSource, run_main
+    >>> from operators.order import OrderPolicy, OrderStage
+    >>> def half(seq):
+    ...     return Encoded("s", seq, 0.0, np.zeros((84, 84, 3), np.uint8), np.zeros(4, np.float32))
+    >>> parts = [("s", VisionResult("s", 1, health=90)), ("s", half(1)),
+    ...          ("s", VisionResult("s", 0, health=100)), ("s", half(0))]
+    >>> flow = Dataflow("order_eg")
+    >>> up = op.input("parts", flow, TestingSource(parts))
+    >>> out = []
+    >>> op.output("out", order_by_seq("order", up, OrderStage(OrderPolicy())), TestingSink(out))
+    >>> run_main(flow)
+    >>> [(o.seq, o.vision.health, o.status.value) for _k, o in out]
+    [(0, 100, 'processed'), (1, 90, 'processed')]
     """
     return _driven("resequence", up, stage.for_stream, until)
