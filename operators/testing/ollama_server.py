@@ -19,7 +19,7 @@ next requests (:meth:`OllamaServer.inject`): ``500``, ``503``, ``timeout``
 byte at a time), ``empty`` (a 200 with empty content), ``prose`` (text
 instead of JSON), ``invalid_json``.
 
-Run one: ``python -m operators.testing.ollama_server --port 11434 --latency-ms 300 --parallel 4``
+Run one: ``python -m flows.ollama_server --port 11434 --latency-ms 300 --parallel 4``
 then ``OLLAMA_HOST=127.0.0.1:11434 FRAMEWAX_CONFIG=flows/configs/ollama.toml python -m bytewax.run flows.vision``.
 """
 
@@ -618,7 +618,7 @@ def _fault_arg(text: str) -> tuple[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
-        prog="python -m operators.testing.ollama_server", description=__doc__.split("\n\n")[0]
+        prog="python -m flows.ollama_server", description=__doc__.split("\n\n")[0]
     )
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=11434)
