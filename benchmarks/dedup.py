@@ -1,7 +1,12 @@
 """Dedup: cost per frame against imagehash, and what it saves and misses on a stream with ground truth.
 
     pip install -e ".[bench]"
-    python benchmarks/dedup.py --out benchmarks/results/dedup.json
+    python benchmarks/dedup.py --out benchmarks/results/dedup.json          # quick: ~1.5 min, < 1.5 GB
+    python benchmarks/dedup.py --full --out benchmarks/results/dedup.json   # the full held-out run
+
+``--quick`` (the default) runs every part on fewer frames (2 arena seeds of
+200 frames, 160 held-out frames per layout); ``--full`` runs 4 seeds of 500
+and 600 held-out frames (5+ minutes, ~3 GB: every frame is kept in memory).
 
 1. ms per frame (signature + comparison with the last kept frame) at 720p and
    1080p on one core, side by side on the same frames: framewax's
@@ -180,12 +185,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--frames", type=int, default=60, help="frames per size for the cost")
-    ap.add_argument("--stream-frames", type=int, default=500, help="frames per arena seed")
-    ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--held-out-frames", type=int, default=600, help="frames per held-out stream")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="fewer frames (the default)")
+    size.add_argument("--full", action="store_true", help="the full held-out run")
+    ap.add_argument("--frames", type=int, help="frames per size for the cost (30 / 60)")
+    ap.add_argument("--stream-frames", type=int, help="frames per arena seed (200 / 500)")
+    ap.add_argument("--seeds", type=int, help="arena seeds (2 / 4)")
+    ap.add_argument("--held-out-frames", type=int, help="frames per held-out stream (160 / 600)")
     ap.add_argument("--work", default="/tmp/framewax-dedup-bench", help="recordings, regions")
     args = ap.parse_args()
+    sizes = {
+        "frames": (30, 60),
+        "stream_frames": (200, 500),
+        "seeds": (2, 4),
+        "held_out_frames": (160, 600),
+    }
+    for key, (quick, full) in sizes.items():
+        if getattr(args, key) is None:
+            setattr(args, key, full if args.full else quick)
+    mode = "full" if args.full else "quick"
     cv2.setNumThreads(1)  # one core, as the target says
     detectors: list[tuple[str, Callable[[], Any]]] = [
         ("framewax RegionDetector", RegionDetector),
@@ -206,6 +224,7 @@ def main() -> None:
         f for seed in range(args.seeds) for f in arena_frames(args.stream_frames, seed, 640, 360)
     ]
     quality = {name: replay(make(), stream) for name, make in detectors}
+    del stream, frames  # every frame is in memory: free them before the held-out part
     for name, q in quality.items():
         print(
             f"{name:<28} saves {q['calls_saved']:.1%} of calls, misses {q['hud_changes_missed']} HUD "
@@ -234,6 +253,7 @@ def main() -> None:
             "local_model_calibrated": read_accuracy(local, frames),
             "local_model_cs2_preset": read_accuracy("cs2", frames),  # type: ignore[arg-type]
         }
+        del frames
         for name, q in rows.items():
             print(
                 f"{layout:<6} {name:<38} saves {q['calls_saved']:.1%} (oracle {q['oracle_saved']:.1%}), "
@@ -273,6 +293,8 @@ def main() -> None:
     }
     result = {
         **run_header("dedup"),
+        "mode": mode,
+        "sizes": {k: getattr(args, k) for k in sizes},
         "ms_per_frame": costs,
         "arena_stream": quality,
         "held_out_streams": held,

@@ -210,22 +210,50 @@ class Reporter:
             resolved = self.resolved
             window = {"first_capture": self.first_capture, "last_output": self.last_output}
         index, count = self.process
+        # Rates are over the working window, first capture to last output: start-up (models
+        # loading) and the wait before the first frame are not the pipeline's rate.
+        first, last = window["first_capture"], window["last_output"]
+        working = max(last - first, 1e-9) if first is not None and last is not None else duration
         out: dict[str, Any] = {
             "config": rt.config.path,
             "process": {"index": index, "count": count},
             "duration_s": duration,
+            "working_s": working,
+            "startup_s": (first - self.t0) if first is not None else None,
             "ledger": ledger,
-            "fps": resolved / duration,
-            "captured_fps": ledger["captured"] / duration,
-            "processed_fps": ledger["processed"] / duration,
+            "fps": resolved / working,
+            "captured_fps": ledger["captured"] / working,
+            "processed_fps": ledger["processed"] / working,
             "latency_ms": latency,
             "hud_accuracy": accuracy,
             "placement": rt.placement.snapshot(),
             "window": window,
+            "capture_rate": _capture_rate(ledger["captured"], rt),
+            "steps": rt.times.summary(ledger["captured"]),
         }
         for name, stage in rt.stages.items():
             out[name] = stage.metrics()
         return out
+
+
+def _capture_rate(captured: int, rt: Runtime) -> dict[str, Any]:
+    """Frames captured per second between this process's first and last capture (all its
+    streams together), against the target (``fps`` × streams, where the source says)."""
+    first, last = rt.first_capture_at, rt.last_capture_at
+    span = (last - first) if first is not None and last is not None else 0.0
+    fps = (captured - 1) / span if captured > 1 and span > 0 else 0.0
+    target = 0.0
+    cap = rt.stages.get("capture")
+    source = getattr(cap, "source", None)
+    per_stream = float(getattr(source, "fps", 0.0) or 0.0)
+    if per_stream > 0 and cap is not None:
+        target = per_stream * len(rt.placement.snapshot()["streams"] or rt.stream_ids())
+    return {
+        "fps": fps,
+        "target_fps": target,
+        "of_target": fps / target if target else None,
+        "span_s": span,
+    }
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -256,6 +284,18 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  throughput             {s['fps']:8.1f} frames/s  ({s['processed_fps']:.1f} processed/s)"
     )
     lines.append(f"  latency capture→obs    p50 {lat['p50']:.1f} ms  p99 {lat['p99']:.1f} ms")
+    rate = s.get("capture_rate") or {}
+    if rate.get("fps"):
+        target = (
+            f" of {rate['target_fps']:.1f} ({rate['of_target']:.3f})"
+            if rate.get("target_fps")
+            else ""
+        )
+        lines.append(f"  capture rate           {rate['fps']:8.1f} frames/s{target}")
+    steps = s.get("steps") or {}
+    if steps:
+        cost = "  ".join(f"{k} {v['us_per_frame']:.0f}" for k, v in steps.items())
+        lines.append(f"  dataflow µs per frame  {cost}")
     vis = s.get("vision", {})
     if vis:
         lines.append(

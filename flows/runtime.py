@@ -38,6 +38,7 @@ from operators.stage import (
     SupportsShare,
     SupportsWarmUp,
 )
+from operators.stats import StepTimes
 from sinks.memory import ObservationStore
 
 __all__ = ["InputGuard", "Placement", "Runtime", "SourceStage", "stop_on_signals"]
@@ -215,6 +216,10 @@ class Runtime:
     store: ObservationStore = field(init=False)
     reporter: Reporter = field(init=False)
     placement: Placement = field(init=False)
+    times: StepTimes = field(init=False)
+    """Seconds each step's own Python takes (the summary's ``steps`` table)."""
+    first_capture_at: float | None = field(init=False, default=None)
+    last_capture_at: float | None = field(init=False, default=None)
     input_guard: InputGuard = field(init=False)
     """Executors holding a game's input in this run (the envs'), released on every way out."""
 
@@ -223,11 +228,15 @@ class Runtime:
         self.reporter = Reporter(self)
         self.placement = Placement()
         self.input_guard = InputGuard()
+        self.times = StepTimes()
 
     def captured(self, frame: Frame) -> None:
         """A frame reached its stream's steps: the ledger's ``captured``, and locality."""
         self.ledger.captured(frame.stream_id, frame.seq)
         self.placement.arrived(frame)
+        if self.first_capture_at is None:
+            self.first_capture_at = frame.captured_at
+        self.last_capture_at = frame.captured_at
 
     def placed(self, worker_index: int, worker_count: int, stream_ids: list[str]) -> None:
         """``stream_ids``' steps run on a worker of this process: a remote model's limits are

@@ -27,6 +27,26 @@ __all__ = ["merge"]
 _COUNTS = ("captured", "in_flight", "processed", "duplicate", "cached", "dropped", "failed")
 
 
+def _capture_rate(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The processes capture side by side: their rates and targets add up."""
+    fps = sum(p.get("fps") or 0.0 for p in parts)
+    target = sum(p.get("target_fps") or 0.0 for p in parts)
+    return {"fps": fps, "target_fps": target, "of_target": fps / target if target else None}
+
+
+def _steps(parts: list[dict[str, Any]], captured: int) -> dict[str, dict[str, Any]]:
+    """Each step's time over every process, per frame captured by all of them."""
+    out: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for step, v in part.items():
+            acc = out.setdefault(step, {"seconds": 0.0, "calls": 0, "items": 0})
+            for k in ("seconds", "calls", "items"):
+                acc[k] += v.get(k, 0)
+    for acc in out.values():
+        acc["us_per_frame"] = round(acc["seconds"] / captured * 1e6, 2) if captured else 0.0
+    return out
+
+
 def merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One summary for the cluster from its processes' summaries (JSON dicts)."""
     if not summaries:
@@ -93,6 +113,8 @@ def merge(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
             ),
             "stale_frames": sum(s["hud_accuracy"].get("stale_frames", 0) for s in summaries),
         },
+        "capture_rate": _capture_rate([s.get("capture_rate") or {} for s in summaries]),
+        "steps": _steps([s.get("steps") or {} for s in summaries], ledger["captured"]),
         "placement": _placement([s.get("placement", {}) for s in summaries]),
         "window": _window([s.get("window", {}) for s in summaries]),
         "by_process": [

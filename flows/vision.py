@@ -102,19 +102,20 @@ def build(
         on_placed=rt.placed,
         local_keys=cfg.run.placement is KeyPlacement.LOCAL,
         on_stop=rt.shutdown,  # a stop in one process stops every process of the cluster
+        times=rt.times,
     )
     # (stream_id, Frame)
-    checked = dedup("dedup", frames, dedup_stage)
+    checked = dedup("dedup", frames, dedup_stage, rt.times)
     # kept / encode_only: (stream_id, Frame); parts: (stream_id, VisionResult | CacheEntry);
     # skipped: (stream_id, Outcome)
-    readings = call_vision("vision", checked.kept, vision, until)
+    readings = call_vision("vision", checked.kept, vision, until, rt.times)
     # (stream_id, VisionResult | Outcome)
     to_encode = op.merge("to_encode", checked.kept, checked.encode_only)
-    encoded = batch_encode("encode", to_encode, encode, until)
+    encoded = batch_encode("encode", to_encode, encode, until, rt.times)
     # (stream_id, Encoded | Outcome)
     parts = op.merge("parts", readings, encoded, checked.parts, checked.skipped)
     # (stream_id, VisionResult | Encoded | Outcome | CacheEntry)
-    resolved = order_by_seq("order", parts, order, until)
+    resolved = order_by_seq("order", parts, order, until, rt.times)
     # (stream_id, Observation | Outcome): one per seq, in seq order
     op.output(
         "memory",
@@ -125,6 +126,7 @@ def build(
             on_item=rt.reporter.on_item,
             on_close=rt.partition_closed,
             on_build=rt.partition_built,
+            times=rt.times,
         ),
     )
     return FlowBuild(flow, rt)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["percentiles"]
+__all__ = ["StepTimes", "percentiles"]
 
 
 def percentiles(
@@ -19,3 +21,44 @@ def percentiles(
     out["mean"] = float(arr.mean()) if arr.size else 0.0
     out["n"] = int(arr.size)
     return out
+
+
+class StepTimes:
+    """Seconds the dataflow spends in each step's own Python, for the cost-per-stage table.
+
+    The Bytewax adapter adds every activation of a step (``add(step, seconds, items)``:
+    a source's batch, a stage's ``offer``/``poll``/``drain``, the sink's write); the
+    summary divides by the frames captured. Costs two clock reads and an uncontended
+    lock per activation.
+
+    >>> t = StepTimes(); t.add("dedup", 0.003, 2); t.add("dedup", 0.001, 0)
+    >>> t.summary(frames=4)["dedup"]
+    {'seconds': 0.004, 'calls': 2, 'items': 2, 'us_per_frame': 1000.0}
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._steps: dict[str, list[Any]] = {}
+
+    def add(self, step: str, seconds: float, items: int) -> None:
+        with self._lock:
+            entry = self._steps.get(step)
+            if entry is None:
+                entry = self._steps[step] = [0.0, 0, 0]
+            entry[0] += seconds
+            entry[1] += 1
+            entry[2] += items
+
+    def summary(self, frames: int) -> dict[str, dict[str, Any]]:
+        """Per step: total ``seconds``, activations (``calls``), ``items`` taken in, and
+        ``us_per_frame`` (seconds over ``frames`` captured)."""
+        with self._lock:
+            return {
+                step: {
+                    "seconds": round(sec, 6),
+                    "calls": calls,
+                    "items": items,
+                    "us_per_frame": round(sec / frames * 1e6, 2) if frames else 0.0,
+                }
+                for step, (sec, calls, items) in self._steps.items()
+            }

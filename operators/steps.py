@@ -43,6 +43,7 @@ from operators.outcome import CacheEntry, Outcome
 from operators.placement import place, routing_key, worker_of_key
 from operators.reading import VisionResult
 from operators.stage import StreamLogic
+from operators.stats import StepTimes
 from operators.vision.queue import VisionStage
 
 __all__ = [
@@ -72,17 +73,36 @@ def _utc(ts: float | None) -> datetime | None:
 
 
 class Driven(StatefulBatchLogic[V, W, None], Generic[V, W]):
-    """Bytewax's stateful-batch hooks mapped onto a :class:`~operators.stage.StreamLogic`."""
+    """Bytewax's stateful-batch hooks mapped onto a :class:`~operators.stage.StreamLogic`;
+    with ``times``, each hook's own time is added to the step's cost (``name``)."""
 
-    def __init__(self, logic: StreamLogic[V, W], until: Until = _no_limit) -> None:
+    def __init__(
+        self,
+        logic: StreamLogic[V, W],
+        until: Until = _no_limit,
+        times: StepTimes | None = None,
+        name: str = "",
+    ) -> None:
         self.logic = logic
         self.until = until
+        self.times = times
+        self.name = name
 
     def on_batch(self, values: list[V]) -> tuple[list[W], bool]:
-        return self.logic.offer(values), StatefulBatchLogic.RETAIN
+        if self.times is None:
+            return self.logic.offer(values), StatefulBatchLogic.RETAIN
+        t = time.perf_counter()
+        out = self.logic.offer(values)
+        self.times.add(self.name, time.perf_counter() - t, len(values))
+        return out, StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[list[W], bool]:
-        return self.logic.poll(), StatefulBatchLogic.RETAIN
+        if self.times is None:
+            return self.logic.poll(), StatefulBatchLogic.RETAIN
+        t = time.perf_counter()
+        out = self.logic.poll()
+        self.times.add(self.name, time.perf_counter() - t, 0)
+        return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[W], bool]:
         return self.logic.drain(self.until()), StatefulBatchLogic.RETAIN
@@ -95,9 +115,14 @@ class Driven(StatefulBatchLogic[V, W, None], Generic[V, W]):
 
 
 def _driven(
-    step_id: str, up: KeyedStream[V], make: Callable[[], StreamLogic[V, W]], until: Until
+    step_id: str,
+    up: KeyedStream[V],
+    make: Callable[[], StreamLogic[V, W]],
+    until: Until,
+    times: StepTimes | None = None,
+    name: str = "",
 ) -> KeyedStream[W]:
-    return op.stateful_batch(step_id, up, lambda _resume: Driven(make(), until))
+    return op.stateful_batch(step_id, up, lambda _resume: Driven(make(), until, times, name))
 
 
 # -- capture ------------------------------------------------------------------------
@@ -128,14 +153,24 @@ class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame | StopSignal]]):
         keys: dict[str, str],
         stop: threading.Event | None,
         everyone: list[str],
+        times: StepTimes | None = None,
     ) -> None:
         self.streams = streams
         self.keys = keys
         self.stop = stop
         self.everyone = everyone
         self.stopped = False
+        self.times = times
 
     def next_batch(self) -> list[tuple[str, Frame | StopSignal]]:
+        if self.times is None:
+            return self._next_batch()
+        t = time.perf_counter()
+        out = self._next_batch()
+        self.times.add("capture", time.perf_counter() - t, len(out))
+        return out
+
+    def _next_batch(self) -> list[tuple[str, Frame | StopSignal]]:
         if not self.streams or self.stopped:
             raise StopIteration
         if self.stop is not None and self.stop.is_set():
@@ -192,12 +227,14 @@ class FrameSource(DynamicSource[tuple[str, Frame | StopSignal]]):
         workers_per_process: int = 1,
         on_placed: Placed | None = None,
         local_keys: bool = True,
+        times: StepTimes | None = None,
     ) -> None:
         self.stage = stage
         self.stop = stop
         self.workers_per_process = workers_per_process
         self.on_placed = on_placed
         self.local_keys = local_keys
+        self.times = times
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _WorkerStreams:
         streams = self.stage.stream_ids()
@@ -214,7 +251,11 @@ class FrameSource(DynamicSource[tuple[str, Frame | StopSignal]]):
         mine = [s for s in streams if where[s] == worker_index]
         everyone = [routing_key("framewax-stop", w, worker_count) for w in range(worker_count)]
         return _WorkerStreams(
-            {s: self.stage.open(s) for s in mine}, {s: keys[s] for s in mine}, self.stop, everyone
+            {s: self.stage.open(s) for s in mine},
+            {s: keys[s] for s in mine},
+            self.stop,
+            everyone,
+            self.times,
         )
 
 
@@ -230,6 +271,7 @@ def capture(
     on_placed: Placed | None = None,
     local_keys: bool = True,
     on_stop: Callable[[str], None] | None = None,
+    times: StepTimes | None = None,
 ) -> KeyedStream[Frame]:
     """Frames from a capture stage (or any Bytewax source of ``Frame``), keyed so that a
     capture stage's streams stay on the worker that captures them.
@@ -263,6 +305,7 @@ def capture(
             workers_per_process=workers_per_process,
             on_placed=on_placed,
             local_keys=local_keys,
+            times=times,
         )
         keyed = op.input("source", flow, src)
 
@@ -299,7 +342,9 @@ class DedupOut:
 
 
 @operator
-def dedup(step_id: str, up: KeyedStream[Frame], stage: DedupStage) -> DedupOut:
+def dedup(
+    step_id: str, up: KeyedStream[Frame], stage: DedupStage, times: StepTimes | None = None
+) -> DedupOut:
     """Per stream: drop what did not change, reuse what was seen, route scenes
     (:class:`~operators.dedup.DedupLogic`).
 
@@ -318,7 +363,7 @@ def dedup(step_id: str, up: KeyedStream[Frame], stage: DedupStage) -> DedupOut:
     >>> run_main(flow)
     >>> [f.seq for _k, f in kept], [(o.seq, o.status.value, o.of) for _k, o in skipped]
     ([0], [(1, 'duplicate', 0), (2, 'duplicate', 0), (3, 'duplicate', 0)])"""
-    routed = _driven("route", up, stage.for_stream, _no_limit)
+    routed = _driven("route", up, stage.for_stream, _no_limit, times, "dedup")
 
     def only(tag: str) -> Callable[[tuple[str, Any]], Any]:
         return lambda item: item[1] if item[0] == tag else None
@@ -336,7 +381,11 @@ def dedup(step_id: str, up: KeyedStream[Frame], stage: DedupStage) -> DedupOut:
 
 @operator
 def call_vision(
-    step_id: str, up: KeyedStream[Frame], stage: VisionStage, until: Until = _no_limit
+    step_id: str,
+    up: KeyedStream[Frame],
+    stage: VisionStage,
+    until: Until = _no_limit,
+    times: StepTimes | None = None,
 ) -> KeyedStream[VisionResult | Outcome]:
     """Many model calls in flight (:class:`~operators.vision.VisionQueue` per stream).
 
@@ -359,12 +408,16 @@ def call_vision(
     >>> sorted((r.seq, r.health) for _k, r in out)
     [(0, 100), (1, 100), (2, 100)]
     """
-    return _driven("calls", up, stage.for_stream, until)
+    return _driven("calls", up, stage.for_stream, until, times, "vision")
 
 
 @operator
 def batch_encode(
-    step_id: str, up: KeyedStream[Frame], stage: EncodeStage, until: Until = _no_limit
+    step_id: str,
+    up: KeyedStream[Frame],
+    stage: EncodeStage,
+    until: Until = _no_limit,
+    times: StepTimes | None = None,
 ) -> KeyedStream[Encoded | Outcome]:
     """Window frames per stream and encode each window in one call
     (:class:`~operators.batch.window.BatchWindow`).
@@ -389,12 +442,16 @@ def batch_encode(
     >>> sorted((e.seq, e.embedding.shape) for _k, e in out)
     [(0, (4,)), (1, (4,)), (2, (4,)), (3, (4,)), (4, (4,))]
     """
-    return _driven("window", up, stage.for_stream, until)
+    return _driven("window", up, stage.for_stream, until, times, "batch")
 
 
 @operator
 def order_by_seq(
-    step_id: str, up: KeyedStream[Part], stage: OrderStage, until: Until = _no_limit
+    step_id: str,
+    up: KeyedStream[Part],
+    stage: OrderStage,
+    until: Until = _no_limit,
+    times: StepTimes | None = None,
 ) -> KeyedStream[Observation | Outcome]:
     """Exactly one ``Observation`` or ``Outcome`` per ``seq``, in order, per stream
     (:class:`~operators.order.Resequencer`).
@@ -419,4 +476,4 @@ def order_by_seq(
     >>> [(o.seq, o.vision.health, o.status.value) for _k, o in out]
     [(0, 100, 'processed'), (1, 90, 'processed')]
     """
-    return _driven("resequence", up, stage.for_stream, until)
+    return _driven("resequence", up, stage.for_stream, until, times, "order")

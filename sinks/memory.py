@@ -18,6 +18,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from operators.ledger import Ledger
 from operators.observation import Observation
 from operators.outcome import Outcome
+from operators.stats import StepTimes
 
 __all__ = ["MemorySink", "ObservationStore"]
 
@@ -114,6 +115,13 @@ class _MemoryPartition(StatelessSinkPartition[Item]):
         self.sink = sink
 
     def write_batch(self, items: list[Item]) -> None:
+        times = self.sink.times
+        t = time.perf_counter() if times is not None else 0.0
+        self._write(items)
+        if times is not None:
+            times.add("sink", time.perf_counter() - t, len(items))
+
+    def _write(self, items: list[Item]) -> None:
         for _key, item in items:
             if isinstance(item, Observation):
                 self.sink.store.put(item)
@@ -146,7 +154,9 @@ class MemorySink(DynamicSink[Item]):
         on_item: Callable[[Observation | Outcome], None] | None = None,
         on_close: Callable[[], None] | None = None,
         on_build: Callable[[int, int], None] | None = None,
+        times: StepTimes | None = None,
     ) -> None:
+        self.times = times
         self.store = store
         self.ledger = ledger
         self.on_item = on_item

@@ -48,6 +48,8 @@ ENEMY_RGB = (220, 30, 30)
 _FIRE_PERIOD = 6
 _DEATH_FRAMES = 45
 _ARENA_HALF = 20.0
+_FLOOR_LIGHT = np.array([150, 130, 95], np.float32)
+_FLOOR_DARK = np.array([105, 90, 65], np.float32)
 _EYE = 1.6
 _ENEMY_H = 1.8
 
@@ -253,12 +255,17 @@ class Arena:
         H, W = self.height, self.width
         hz = self._horizon()
         img = np.empty((H, W, 3), np.uint8)
-        # Wall band: scrolls sideways with yaw, up and down with pitch.
+        # Wall band: scrolls sideways with yaw, up and down with pitch (one slice, or two
+        # where the band wraps around).
         period = self._wall.shape[1]
         col0 = int(self.yaw / (2 * math.pi) * period) % period
-        cols = (np.arange(W) + col0) % period
-        img[:hz] = self._wall[H - hz : H][:, cols]
-        # Floor: a perspective checkerboard that moves with position and yaw.
+        band = self._wall[H - hz : H]
+        first = min(W, period - col0)
+        img[:hz, :first] = band[:, col0 : col0 + first]
+        if first < W:
+            img[:hz, first:] = band[:, : W - first]
+        # Floor: a perspective checkerboard that moves with position and yaw, shaded by
+        # distance; each row's two colours are computed once, then picked per pixel.
         rows = np.arange(hz, H, dtype=np.float32)[:, None]
         dist = _EYE * self.f / (rows - hz + 1.0)
         s, c = math.sin(self.yaw), math.cos(self.yaw)
@@ -266,9 +273,11 @@ class Arena:
         wx = self.x + s * dist + c * lat
         wz = self.z + c * dist - s * lat
         checker = (np.floor(wx) + np.floor(wz)).astype(np.int32) & 1
-        shade = np.clip(1.4 - dist / 25.0, 0.35, 1.0)
-        base = np.where(checker[..., None] == 1, (150, 130, 95), (105, 90, 65)).astype(np.float32)
-        img[hz:] = (base * shade[..., None]).astype(np.uint8)
+        shade = np.clip(1.4 - dist / 25.0, 0.35, 1.0)  # (rows, 1)
+        light = (_FLOOR_LIGHT * shade).astype(np.uint8)[:, None, :]  # (rows, 1, 3)
+        dark = (_FLOOR_DARK * shade).astype(np.uint8)[:, None, :]
+        np.copyto(img[hz:], dark)
+        np.copyto(img[hz:], light, where=checker[..., None].astype(bool))
         if self.dead:
             img = (img * 0.25).astype(np.uint8)
             img[..., 0] = np.maximum(img[..., 0], 60)

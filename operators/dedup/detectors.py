@@ -265,8 +265,7 @@ class RegionDetector:
 
     def hud_present(self, sig: Signature, min_contrast: float = 40.0) -> bool:
         """Whether the HUD regions hold something like text (bright strokes on a panel)."""
-        bright = [r.max(axis=2) for r in sig.regions]  # the brightest channel per pixel
-        contrasts = [float(r.max() - np.median(r)) for r in bright]
+        contrasts = [_brightest_minus_median(r) for r in sig.regions]
         return bool(contrasts) and sum(c >= min_contrast for c in contrasts) * 2 >= len(contrasts)
 
     def classify(self, sig: Signature) -> Scene:
@@ -282,6 +281,28 @@ class RegionDetector:
         if r >= 40 and r >= 1.5 * max(g, b, 1.0):
             return Scene.DEATH
         return Scene.MENU
+
+
+def _brightest_minus_median(region: np.ndarray) -> float:
+    """Of a region's brightest channel per pixel: its maximum minus its median (exact, from a
+    256-bin histogram: a uint8 median without sorting).
+
+    >>> r = np.zeros((2, 2, 3), np.uint8); r[0, 0, 2] = 200; r[1, 1, 0] = 10
+    >>> _brightest_minus_median(r)
+    195.0
+    """
+    if region.ndim == 3 and region.shape[2] == 3:
+        c0, c1, c2 = cv2.split(region)
+        bright = cv2.max(cv2.max(c0, c1), c2)
+    else:
+        bright = region if region.ndim == 2 else region.max(axis=2)
+    counts = np.cumsum(np.bincount(bright.ravel(), minlength=256))
+    n = int(counts[-1])
+    if n == 0:
+        return 0.0
+    lo = int(np.searchsorted(counts, (n - 1) // 2 + 1))  # the value at rank (n - 1) // 2
+    hi = int(np.searchsorted(counts, n // 2 + 1))  # ... and at rank n // 2
+    return float(bright.max()) - (lo + hi) / 2.0
 
 
 class SceneCache:
