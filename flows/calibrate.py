@@ -23,6 +23,7 @@ changes (take damage, fire, buy) for the rest.
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from collections import Counter
@@ -44,6 +45,18 @@ _AMMO = re.compile(r"\d+\s*/\s*\d+")
 _MONEY = re.compile(r"[$¥€£]")
 _HEALTH = re.compile(r"^\s*(hp|health|\+|♥)", re.IGNORECASE)
 _ARMOR = re.compile(r"^\s*(ar|armou?r|shield|kevlar)", re.IGNORECASE)
+_LABELS: dict[str, tuple[str, ...]] = {
+    "health": ("HEALTH", "HP"),
+    "armor": ("ARMOR", "ARMOUR", "SHIELD", "KEVLAR", "AR"),
+    "ammo": ("AMMO", "AMMUNITION", "CLIP"),
+    "money": ("MONEY", "CASH", "CREDITS"),
+    "arms": ("ARMS", "WEAPONS"),
+    "frags": ("FRAGS", "KILLS", "SCORE"),
+}
+"""Label words a HUD prints beside or under a number (read fuzzily: OCR reads Doom's
+"HEALTH" as "AEALTI"). ``arms`` and ``frags`` name numbers the local model does not read."""
+_NOT_FIELDS = ("arms",)
+"""Labelled numbers that are not HUD state worth a region: Doom's weapon-slot digits."""
 LOCAL_FIELDS = ("health", "armor", "ammo", "money")
 """The fields the local model reads (``ammo`` reads ``clip/reserve``)."""
 
@@ -112,15 +125,97 @@ def _ocr(image_rgb: np.ndarray, engine: Any) -> list[tuple[tuple[float, float, f
     return out
 
 
+def _ink_runs(
+    image: np.ndarray, rect: tuple[float, float, float, float], gap: float = 0.35
+) -> list[tuple[float, float, float, float]]:
+    """The parts of a text box separated by blank columns at least ``gap`` × its height
+    wide: two numbers the detector read as one line ("45" and "90%" on Doom's status
+    bar, 40 px apart, read "4590%"). Ink is a pixel far from the box's median colour."""
+    h, w = image.shape[:2]
+    x0, y0 = max(int(rect[0] * w), 0), max(int(rect[1] * h), 0)
+    x1, y1 = min(int(np.ceil(rect[2] * w)), w), min(int(np.ceil(rect[3] * h)), h)
+    crop = image[y0:y1, x0:x1]
+    if crop.size == 0:
+        return [rect]
+    median = np.median(crop.reshape(-1, 3), axis=0).astype(np.int16)
+    ink = (np.abs(crop.astype(np.int16) - median).max(axis=2) > 60).any(axis=0)
+    need = max(2, int(gap * (y1 - y0)))
+    runs: list[tuple[int, int]] = []
+    start = last = None
+    for x, on in enumerate(ink):
+        if on:
+            if start is not None and last is not None and x - last > need:
+                runs.append((start, last))
+                start = None
+            if start is None:
+                start = x
+            last = x
+    if start is not None and last is not None:
+        runs.append((start, last))
+    if len(runs) < 2:
+        return [rect]
+    return [((x0 + a) / w, rect[1], (x0 + b + 1) / w, rect[3]) for a, b in runs]
+
+
+def _words(
+    rect: tuple[float, float, float, float], text: str
+) -> list[tuple[tuple[float, float, float, float], str]]:
+    """A line of words ("AMMO HEALTH"), each with its share of the box by characters."""
+    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
+    if len(words) < 2:
+        return [(rect, text)]
+    width, n = rect[2] - rect[0], max(len(text), 1)
+    return [
+        ((rect[0] + width * a / n, rect[1], rect[0] + width * b / n, rect[3]), word)
+        for a, b, word in words
+    ]
+
+
+def _split(
+    image: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str]], engine: Any
+) -> list[tuple[tuple[float, float, float, float], str]]:
+    """Boxes split where the detector merged neighbours: numbers at blank gaps (each part
+    read again by the recogniser), words of a label line by their characters."""
+    out: list[tuple[tuple[float, float, float, float], str]] = []
+    h, w = image.shape[:2]
+    for rect, text in boxes:
+        if not _DIGITS.search(text):
+            out.extend(_words(rect, text))
+            continue
+        parts = _ink_runs(image, rect)
+        if len(parts) < 2 or engine is None or not hasattr(engine, "text_rec"):
+            out.append((rect, text))
+            continue
+        crops = [
+            np.ascontiguousarray(
+                image[
+                    int(r[1] * h) : int(np.ceil(r[3] * h)), int(r[0] * w) : int(np.ceil(r[2] * w))
+                ][..., ::-1]
+            )
+            for r in parts
+        ]
+        read, _elapsed = engine.text_rec(crops)
+        out.extend(
+            (r, str(t)) for r, (t, _score) in zip(parts, read, strict=True) if str(t).strip()
+        )
+    return out
+
+
 def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]:
-    """The HUD fields on ``frames`` (RGB), named where their text or values say."""
+    """The HUD fields on ``frames`` (RGB), named where their text, their label or their
+    values say."""
     if engine is None:
         from rapidocr_onnxruntime import RapidOCR
 
         engine = RapidOCR()
-    found = [
-        (i, rect, text) for i, image in enumerate(frames) for rect, text in _ocr(image, engine)
-    ]
+    found = []
+    labels: list[tuple[tuple[float, float, float, float], str]] = []
+    for i, image in enumerate(frames):
+        for rect, text in _split(image, _ocr(image, engine), engine):
+            if _DIGITS.search(text):
+                found.append((i, rect, text))
+            else:
+                labels.append((rect, text))
     # Narrow boxes first: a line the detector merged ("HP 100 AR 50") comes after the
     # fields it spans exist, matches more than one of them, and is left out.
     found.sort(key=lambda b: b[1][2] - b[1][0])
@@ -141,22 +236,27 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
         if len(f.frames) >= max(2, len(frames) // 2)  # it stays put
         and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
     ]
-    _name(steady)
-    kept = [f for f in steady if f.changes or f.name in LOCAL_FIELDS]
-    _pad(kept)
+    _name(steady, labels)
+    kept = [
+        f for f in steady if (f.changes or f.name in LOCAL_FIELDS) and f.name not in _NOT_FIELDS
+    ]
+    others = [g.union() for g in fields if g not in kept and len(g.frames) >= 2]
+    others += [r for r, _word in labels]
+    _pad(kept, others)
     return kept
 
 
-def _pad(fields: list[Field]) -> None:
+def _pad(fields: list[Field], others: Sequence[tuple[float, float, float, float]] = ()) -> None:
     """Each field's boxes, widened by a box height each side (room for more digits) and a
-    quarter height up and down, but never into a neighbour's text: where two fields
-    share a line, the gap between them is split down the middle."""
+    quarter height up and down, but never into other text (the other fields, and
+    ``others``: labels, numbers not kept): where two share a line, the gap between them
+    is split down the middle."""
     boxes = [f.union() for f in fields]
     for f, (x0, y0, x1, y1) in zip(fields, boxes, strict=True):
         h = f.height()
         left, right = max(0.0, x0 - h), min(1.0, x1 + h)
         top, bottom = max(0.0, y0 - 0.25 * h), min(1.0, y1 + 0.25 * h)
-        for ox0, oy0, ox1, oy1 in boxes:
+        for ox0, oy0, ox1, oy1 in [*boxes, *others]:
             if (ox0, oy0, ox1, oy1) == (x0, y0, x1, y1):
                 continue
             if min(y1, oy1) > max(y0, oy0):  # on the same line
@@ -172,14 +272,58 @@ def _pad(fields: list[Field]) -> None:
         f.region = (round(left, 4), round(top, 4), round(right, 4), round(bottom, 4))
 
 
-def _name(fields: list[Field]) -> None:
+def _label_of(word: str) -> str | None:
+    """The field a label word names, read fuzzily, or ``None``.
+
+    >>> [_label_of(w) for w in ("AEALTI", "ARMORO", "ARMS", "AMM", "HP", "ARMRO", "Health:")]
+    ['health', 'armor', 'arms', 'ammo', 'health', 'armor', 'health']
+    """
+    w = re.sub(r"[^A-Z]", "", word.upper())
+    if len(w) < 2:
+        return None
+    best, score = None, 0.0
+    for name, words in _LABELS.items():
+        for label in words:
+            if len(label) <= 2 or len(w) <= 2:
+                r = 1.0 if w == label else 0.0
+            else:
+                r = difflib.SequenceMatcher(None, w, label).ratio()
+            if r > score:
+                best, score = name, r
+    return best if score >= 0.7 else None
+
+
+def _labelled(f: Field, labels: list[tuple[tuple[float, float, float, float], str]]) -> str | None:
+    """The name most labels next to ``f`` give it: a label under or over it (overlapping
+    its columns, within one and a half of its heights) or just left of it on its line."""
+    x0, y0, x1, y1 = f.union()
+    h = f.height()
+    votes: Counter[str] = Counter()
+    for (lx0, ly0, lx1, ly1), word in labels:
+        name = _label_of(word)
+        if name is None:
+            continue
+        overlap = min(x1, lx1) - max(x0, lx0)
+        narrow = min(x1 - x0, lx1 - lx0)
+        under = 0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h
+        beside = min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0) and 0 <= x0 - lx1 <= 2 * h
+        if (under and overlap >= 0.3 * narrow) or beside:
+            votes[name] += 1
+    if not votes:
+        return None
+    return votes.most_common(1)[0][0]
+
+
+def _name(
+    fields: list[Field], labels: list[tuple[tuple[float, float, float, float], str]] = ()
+) -> None:  # type: ignore[assignment]
     def vote(f: Field, pattern: re.Pattern[str]) -> bool:
         return sum(bool(pattern.search(t)) for t in f.texts) * 2 > len(f.texts)
 
     taken: set[str] = set()
 
     def give(f: Field, name: str, why: str) -> None:
-        if not f.name and name not in taken:
+        if not f.name and (name not in taken or name in _NOT_FIELDS):
             f.name, f.why = name, why
             taken.add(name)
 
@@ -192,6 +336,10 @@ def _name(fields: list[Field]) -> None:
             give(f, "health", "its text starts with HP / + / health")
         elif vote(f, _ARMOR):
             give(f, "armor", "its text starts with AR / armor / shield")
+    for f in fields:  # by the label printed next to it
+        name = _labelled(f, list(labels))
+        if name is not None:
+            give(f, name, "its label reads " + name.upper())
     # by values and place: small numbers left to right are health then armor,
     # a number that goes past 100 is money
     rest = sorted((f for f in fields if not f.name), key=lambda f: (f.rect[0], f.rect[1]))

@@ -39,7 +39,9 @@ class HudScore:
         self.frames = 0
         self.exact = 0
         self.fields: dict[str, int] = dict.fromkeys(HUD_FIELDS, 0)
+        self.known: dict[str, int] = dict.fromkeys(HUD_FIELDS, 0)
         self.enemy_count = 0
+        self.enemy_frames = 0
 
     def add(self, obs: Observation) -> bool:
         """Score one observation (it must have ``truth``); ``True`` if its HUD is exact."""
@@ -48,12 +50,18 @@ class HudScore:
         self.frames += 1
         exact = True
         for f in HUD_FIELDS:
-            if hud[f] == getattr(truth, f):
+            want = getattr(truth, f)
+            if want is None:
+                continue  # a field this game does not have: not scored
+            self.known[f] += 1
+            if hud[f] == want:
                 self.fields[f] += 1
             else:
                 exact = False
         self.exact += exact
-        self.enemy_count += len(obs.vision.enemies) == len(truth.enemies)
+        if truth.enemies is not None:
+            self.enemy_frames += 1
+            self.enemy_count += len(obs.vision.enemies) == len(truth.enemies)
         return exact
 
     def summary(self) -> dict[str, Any]:
@@ -61,8 +69,10 @@ class HudScore:
         return {
             "frames": n,
             "exact": self.exact / n if n else None,
-            "fields": {f: (v / n if n else None) for f, v in self.fields.items()},
-            "enemy_count": self.enemy_count / n if n else None,
+            "fields": {
+                f: (v / self.known[f] if self.known[f] else None) for f, v in self.fields.items()
+            },
+            "enemy_count": self.enemy_count / self.enemy_frames if self.enemy_frames else None,
         }
 
 
@@ -323,11 +333,14 @@ def format_summary(s: dict[str, Any]) -> str:
             f"  encoder                {b['batches']} batches, mean size {b['mean_size']:.1f}"
         )
     if acc["frames"]:
-        fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items())
+        fields = "  ".join(f"{k} {v:.0%}" for k, v in acc["fields"].items() if v is not None)
         lines.append(
             f"  HUD accuracy           {acc['exact']:.1%} exact over {acc['frames']} model reads"
         )
-        lines.append(f"    {fields}  enemies {acc['enemy_count']:.0%}")
+        enemies = (
+            f"  enemies {acc['enemy_count']:.0%}" if acc.get("enemy_count") is not None else ""
+        )
+        lines.append(f"    {fields}{enemies}")
         got = acc.get("delivered") or {}
         if got.get("frames"):
             lines.append(

@@ -153,13 +153,15 @@ def _accuracy(parts: list[dict[str, Any]]) -> dict[str, Any]:
     n = sum(p["frames"] for p in parts)
 
     def avg(get: Any) -> float | None:
-        return sum(get(p) * p["frames"] for p in parts if p["frames"]) / n if n else None
+        known = [(get(p), p["frames"]) for p in parts if p["frames"] and get(p) is not None]
+        weight = sum(w for _, w in known)
+        return sum(v * w for v, w in known) / weight if weight else None
 
     fields = {f for p in parts for f in p.get("fields", {})}
     return {
         "frames": n,
         "exact": avg(lambda p: p["exact"]),
-        "fields": {f: avg(lambda p, f=f: p["fields"][f]) for f in sorted(fields)},
+        "fields": {f: avg(lambda p, f=f: p["fields"].get(f)) for f in sorted(fields)},
         "enemy_count": avg(lambda p: p["enemy_count"]),
     }
 

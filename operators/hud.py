@@ -1,7 +1,7 @@
 """HUD regions: where a game draws the numbers the vision stage reads and dedup watches.
 
 Relative ``(x0, y0, x1, y1)`` rectangles per field, as presets (``"arena"``,
-``"cs2"``) or a user's own table; :func:`hud_regions` resolves and checks them
+``"cs2"``, ``"doom"``) or a user's own table; :func:`hud_regions` resolves and checks them
 for every stage that takes them.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 __all__ = [
     "ARENA_HUD_REGIONS",
     "CS2_HUD_REGIONS",
+    "DOOM_HUD_REGIONS",
     "HUD_PRESETS",
     "HUD_RANGES",
     "Rect",
@@ -38,7 +39,19 @@ CS2_HUD_REGIONS: dict[str, Rect] = {
     "ammo": (0.86, 0.93, 1.00, 1.00),
     "money": (0.00, 0.20, 0.13, 0.27),
 }
-HUD_PRESETS: dict[str, dict[str, Rect]] = {"arena": ARENA_HUD_REGIONS, "cs2": CS2_HUD_REGIONS}
+DOOM_HUD_REGIONS: dict[str, Rect] = {
+    # Doom's status bar (Freedoom through ViZDoom, `screenblocks 10`, a 4:3 window): the
+    # big AMMO, HEALTH % and ARMOR % numbers, as `python -m flows.calibrate` found them
+    # on a 640x480 recording (named by the labels under them).
+    "ammo": (0.0, 0.8211, 0.1594, 0.9448),
+    "health": (0.1594, 0.8211, 0.3328, 0.9448),
+    "armor": (0.5552, 0.8208, 0.793, 0.9479),
+}
+HUD_PRESETS: dict[str, dict[str, Rect]] = {
+    "arena": ARENA_HUD_REGIONS,
+    "cs2": CS2_HUD_REGIONS,
+    "doom": DOOM_HUD_REGIONS,
+}
 
 
 def hud_regions(
@@ -83,6 +96,11 @@ HUD_RANGES: dict[str, dict[str, tuple[int, int]]] = {
         "ammo": (0, 150),  # the largest magazine (Negev)
         "ammo_reserve": (0, 300),
         "money": (0, 16000),  # the competitive cap
+    },
+    "doom": {
+        "health": (0, 200),  # percent; 200 with a soul sphere / megasphere
+        "armor": (0, 200),
+        "ammo": (0, 600),  # the selected weapon's: cells reach 600 with a backpack
     },
 }
 

@@ -15,26 +15,34 @@ __all__ = ["HUD_FIELDS", "GroundTruth"]
 
 @dataclass(frozen=True)
 class GroundTruth(HudFields):
-    """The HUD numbers, the scene and the enemies' boxes of one frame."""
+    """The HUD numbers, the scene and the enemies' boxes of one frame. A field the game
+    does not have (Doom has no money) is ``None`` and is not scored."""
 
-    health: int
-    armor: int
-    ammo: int
-    ammo_reserve: int
-    money: int
+    health: int | None
+    armor: int | None
+    ammo: int | None
+    ammo_reserve: int | None
+    money: int | None
     scene: Scene = Scene.GAMEPLAY
-    enemies: tuple[Detection, ...] = ()
+    enemies: tuple[Detection, ...] | None = ()
+    """The enemies on screen; ``None`` where the source does not know them (not scored)."""
 
     HUD_FIELDS: ClassVar[tuple[str, ...]] = HUD_FIELDS
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GroundTruth:
+        def num(key: str) -> int | None:
+            v = d.get(key)
+            return None if v is None else int(v)
+
         return cls(
-            health=int(d["health"]),
-            armor=int(d["armor"]),
-            ammo=int(d["ammo"]),
-            ammo_reserve=int(d["ammo_reserve"]),
-            money=int(d["money"]),
+            health=num("health"),
+            armor=num("armor"),
+            ammo=num("ammo"),
+            ammo_reserve=num("ammo_reserve"),
+            money=num("money"),
             scene=Scene(d.get("scene", "gameplay")),
-            enemies=tuple(Detection(**e) for e in d.get("enemies", ())),
+            enemies=None
+            if d.get("enemies", ()) is None
+            else tuple(Detection(**e) for e in d.get("enemies", ())),
         )

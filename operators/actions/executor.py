@@ -5,7 +5,9 @@ command)``, as the arena reads it:
 
 - ``move``: 0 none, 1 forward, 2 back (keys, held while the action says so);
 - ``turn``: 0 none, 1 / 2 a small step left / right, 3 / 4 a big one
-  (relative mouse motion, ``turn_px`` pixels per step);
+  (relative mouse motion, ``turn_px`` pixels per step; or, for a game that turns
+  by keys, such as Doom, the ``turn_left`` / ``turn_right`` keys held while the
+  action turns);
 - ``pitch``: an absolute level 0..9 (relative mouse motion of ``pitch_px``
   pixels per level changed);
 - ``command``: 0 none, then ``fire``, ``reload``, ``strafe_left``,
@@ -37,6 +39,8 @@ from operators.options import at_least, choice
 
 __all__ = [
     "COMMANDS",
+    "MOVES",
+    "TURNS",
     "ActResult",
     "ActionExecutor",
     "InputDevice",
@@ -58,6 +62,10 @@ COMMANDS: tuple[str, ...] = (
 """Command ``i`` (1-based in the action) is ``COMMANDS[i - 1]``."""
 MOVES: tuple[str, ...] = ("forward", "back")
 """Move ``i`` (1-based) is ``MOVES[i - 1]``."""
+
+TURNS: tuple[str, ...] = ("turn_left", "turn_right")
+"""Keys a game may turn by instead of the mouse: turn 1 and 3 hold ``turn_left``, 2 and 4
+``turn_right`` (where the keymap names them; else the mouse moves by ``turn_px``)."""
 
 
 class Kind(str, Enum):
@@ -118,7 +126,8 @@ class Keymap:
             "walk": "Shift_L",
         }
     )
-    """Key or button per move and command; a command left out is not sent."""
+    """Key or button per move, turn and command; a command left out (or set to ``""`` in a
+    config, over the defaults) is not sent."""
     kinds: Mapping[str, Kind] = field(
         default_factory=lambda: {
             "fire": Kind.HOLD,
@@ -137,7 +146,9 @@ class Keymap:
     """Vertical mouse motion per pitch level changed, pixels (positive: down)."""
 
     def __post_init__(self) -> None:
-        names = (*MOVES, *COMMANDS)
+        names = (*MOVES, *TURNS, *COMMANDS)
+        # "" unsets a default: that move or command sends nothing
+        object.__setattr__(self, "keys", {k: v for k, v in self.keys.items() if v != ""})
         for name, key in self.keys.items():
             if name not in names:
                 msg = f"actions.keys.{name}: not a move or command; expected one of {list(names)}"
@@ -242,6 +253,10 @@ class ActionExecutor:
             want: set[str] = set()
             if 1 <= move <= len(MOVES) and MOVES[move - 1] in km.keys:
                 want.add(km.keys[MOVES[move - 1]])
+            turn_key = TURNS[(turn - 1) % 2] if turn in (1, 2, 3, 4) else None
+            turn_by_key = turn_key in km.keys
+            if turn_by_key:
+                want.add(km.keys[turn_key])
             name = COMMANDS[command - 1] if 1 <= command <= len(COMMANDS) else None
             key = km.keys.get(name) if name else None
             kind = km.kind(name) if name else None
@@ -258,7 +273,7 @@ class ActionExecutor:
                 self.device.press(key)
                 self.device.release(key)
             self.command = command
-            dx = km.turn_px[turn] if 0 <= turn < len(km.turn_px) else 0
+            dx = km.turn_px[turn] if 0 <= turn < len(km.turn_px) and not turn_by_key else 0
             level = min(max(pitch, 0), 9)
             dy = (level - self.pitch) * km.pitch_px
             self.pitch = level

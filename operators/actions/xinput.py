@@ -12,9 +12,9 @@ them.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from operators.errors import ConfigError
+from operators.x11 import title_has_focus
 
 __all__ = ["XTestDevice"]
 
@@ -85,19 +85,7 @@ class XTestDevice:
     def focused(self) -> bool:
         if not self.window:
             return True
-        win: Any = self._d.get_input_focus().focus
-        while win and not isinstance(win, int):
-            try:
-                title = win.get_wm_name()
-                parent = win.query_tree().parent
-            except Exception:  # the window went away between the calls
-                return False
-            if isinstance(title, str) and self.window in title:
-                return True
-            if parent == self._d.screen().root or not parent:
-                return False
-            win = parent
-        return False
+        return title_has_focus(self._d, self.window)
 
     def flush(self, wait: bool = False) -> None:
         # An action is sent without waiting for a round trip (XTEST input has no reply and

@@ -85,10 +85,14 @@ def _truth(raw: Any, bad: Callable[[str], RecordingError]) -> GroundTruth | None
         return None
     if not isinstance(raw, dict):
         raise bad(f"truth = {raw!r}: expected an object")
+    if not any(raw.get(key) is not None for key in HUD_FIELDS):
+        raise bad(f"truth = {raw!r}: expected at least one of {', '.join(HUD_FIELDS)}")
     for key in HUD_FIELDS:
         v = raw.get(key)
+        if v is None:
+            continue  # a field this game does not have
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise bad(f"truth.{key} = {v!r}: expected an integer >= 0")
+            raise bad(f"truth.{key} = {v!r}: expected an integer >= 0 (or null)")
     try:
         return GroundTruth.from_dict(raw)
     except (KeyError, TypeError, ValueError) as ex:

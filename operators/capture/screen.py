@@ -6,7 +6,10 @@ schedule it reports as ``next_wake`` (never sleeping); each frame is stamped wit
 longer than a tick, the ticks it missed are counted (``missed`` in the run
 summary) rather than queued. A failed grab becomes a frame that fails as
 ``failed(capture)``; ``max_errors`` failures in a row end the stream with the
-error in the summary.
+error in the summary. ``window`` captures one window (found by its title, e.g.
+a game's) instead of a monitor; ``truth_log`` stamps each frame with the game's
+own variables at the moment it was grabbed (a log ``python -m flows.doom``
+writes), so what framewax reads of a real game is scored against the game.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import cv2
 import numpy as np
 
 from operators.capture.base import Pacer, SourceBase, check_rate
+from operators.capture.doom import GameVarsLog, doom_truth
 from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError
 from operators.frame import Frame
 from operators.options import at_least
+from operators.x11 import find_window
 
 __all__ = ["ScreenSource", "grab_rgb"]
 
@@ -44,6 +49,7 @@ class _ScreenStream:
         self.stream_id = src.stream_id
         self.sct = src._open()
         self.area = src._area(self.sct)
+        self.truth = GameVarsLog(src.truth_log) if src.truth_log else None
         self.pacer = Pacer(src.fps, src.clock)
         self.seq = 0
         self.errors_in_row = 0
@@ -56,7 +62,12 @@ class _ScreenStream:
             return []
         captured = src.clock.now()
         try:
-            frame = Frame(src.stream_id, self.seq, captured, grab_rgb(self.sct, self.area))
+            image = grab_rgb(self.sct, self.area)
+            truth = None
+            if self.truth is not None:
+                said = self.truth.at(captured)
+                truth = doom_truth(said) if said is not None else None
+            frame = Frame(src.stream_id, self.seq, captured, image, truth)
             self.errors_in_row = 0
         except Exception as ex:  # a display that went away, a region off screen...
             self.errors_in_row += 1
@@ -77,6 +88,8 @@ class _ScreenStream:
 
     def close(self) -> None:
         self.sct.close()
+        if self.truth is not None:
+            self.truth.close()
 
 
 class ScreenSource(SourceBase):
@@ -84,8 +97,10 @@ class ScreenSource(SourceBase):
 
     ``monitor`` is mss's monitor index (1 = the first screen, 0 = all of them);
     ``region`` (``{left, top, width, height}`` in pixels, relative to that
-    monitor) captures part of it. ``fps`` 0 grabs as fast as the flow takes
-    frames; ``frames`` 0 runs until the run is stopped.
+    monitor) captures part of it; ``window`` (a title, or part of one) captures
+    that window wherever it is, waiting up to ``window_timeout_s`` for it to appear.
+    ``fps`` 0 grabs as fast as the flow takes frames; ``frames`` 0 runs until the run
+    is stopped. ``truth_log``: a game-variables log to stamp frames with (ground truth).
     """
 
     def __init__(
@@ -98,9 +113,15 @@ class ScreenSource(SourceBase):
         frames: int = 0,
         stream_id: str = "screen",
         max_errors: int = 30,
+        window: str | None = None,
+        window_timeout_s: float = 15.0,
+        truth_log: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__()
+        if window is not None and region is not None:
+            msg = "capture.options: give either window (a title) or region, not both"
+            raise ConfigError(msg)
         check_rate(fps, frames)
         at_least("capture.options.max_errors", max_errors, 0)
         if region is not None:
@@ -120,6 +141,9 @@ class ScreenSource(SourceBase):
         self.frames = frames
         self.stream_id = stream_id
         self.max_errors = max_errors
+        self.window = window
+        self.window_timeout_s = float(window_timeout_s)
+        self.truth_log = truth_log
         self.clock = clock
         # Fail at build time, with the display's name, if there is no screen to grab.
         sct = self._open()
@@ -150,6 +174,10 @@ class ScreenSource(SourceBase):
         raise AssertionError("unreachable")
 
     def _area(self, sct: Any) -> dict[str, int]:
+        if self.window is not None:
+            box = find_window(self.display, self.window, self.window_timeout_s)
+            logger.info("framewax: capturing window %r at %s", box.title, box.area())
+            return box.area()
         monitors = sct.monitors
         if not 0 <= self.monitor < len(monitors):
             msg = f"capture.options.monitor = {self.monitor}: this display has monitors 0..{len(monitors) - 1}"

@@ -128,3 +128,21 @@ def test_observe_only_sends_nothing():
     ex = ObserveOnly(clock=FakeClock())
     result = ex.act((1, 4, 9, 1))
     assert not result.acted and result.reason == "observe only"
+
+
+def test_a_game_that_turns_by_keys_holds_them_and_moves_no_mouse():
+    from operators.actions.executor import ActionExecutor, Keymap, RecordingDevice
+    from operators.testing import FakeClock
+
+    keys = {"forward": "Up", "turn_left": "Left", "turn_right": "Right", "buy": ""}
+    dev = RecordingDevice()
+    ex = ActionExecutor(dev, Keymap(keys={**Keymap().keys, **keys}), clock=FakeClock())
+    ex.act((1, 1, 0, 0))
+    assert sorted(dev.events) == [("press", "Left"), ("press", "Up")]  # no ("move", ...)
+    dev.events.clear()
+    ex.act((0, 4, 0, 5))  # a big right turn; buy is unset: nothing sent for it
+    assert sorted(dev.events) == [("press", "Right"), ("release", "Left"), ("release", "Up")]
+    dev.events.clear()
+    ex.release_all()
+    assert dev.events == [("release", "Right")]
+    assert "buy" not in ex.keymap.keys
