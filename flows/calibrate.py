@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import re
 import sys
 from collections import Counter
@@ -114,6 +115,24 @@ class Field:
     def padded(self) -> tuple[float, float, float, float]:
         return self.region
 
+    def growth(self, hx: float | None = None) -> tuple[float, float]:
+        """How far to widen the box for longer numbers, left and right, in box heights
+        (about one digit): on the side where the text grew as its number did. A
+        right-aligned number ("9%" → "100%" on Doom's status bar) keeps its right edge,
+        so only its left side grows; a number seen at one width grows both ways."""
+        a = np.array(self.rects)
+        hx = self.height() if hx is None else hx
+        if len(a) < 2 or float(np.ptp(a[:, 2] - a[:, 0])) < 0.25 * hx:
+            return 0.6, 0.6
+        # Seen at several widths, the union already spans the widest number seen: half a
+        # digit more on the side that moves.
+        left_moves, right_moves = float(np.std(a[:, 0])), float(np.std(a[:, 2]))
+        if right_moves < 0.3 * left_moves:
+            return 0.3, 0.1  # right-aligned
+        if left_moves < 0.3 * right_moves:
+            return 0.1, 0.3  # left-aligned
+        return 0.3, 0.3
+
 
 def _ocr(image_rgb: np.ndarray, engine: Any) -> list[tuple[tuple[float, float, float, float], str]]:
     h, w = image_rgb.shape[:2]
@@ -126,7 +145,7 @@ def _ocr(image_rgb: np.ndarray, engine: Any) -> list[tuple[tuple[float, float, f
 
 
 def _ink_runs(
-    image: np.ndarray, rect: tuple[float, float, float, float], gap: float = 0.35
+    image: np.ndarray, rect: tuple[float, float, float, float], gap: float = 0.3
 ) -> list[tuple[float, float, float, float]]:
     """The parts of a text box separated by blank columns at least ``gap`` × its height
     wide: two numbers the detector read as one line ("45" and "90%" on Doom's status
@@ -139,7 +158,7 @@ def _ink_runs(
         return [rect]
     median = np.median(crop.reshape(-1, 3), axis=0).astype(np.int16)
     ink = (np.abs(crop.astype(np.int16) - median).max(axis=2) > 60).any(axis=0)
-    need = max(2, int(gap * (y1 - y0)))
+    need = max(2, int(gap * (y1 - y0)))  # blank columns that end a run
     runs: list[tuple[int, int]] = []
     start = last = None
     for x, on in enumerate(ink):
@@ -152,18 +171,31 @@ def _ink_runs(
             last = x
     if start is not None and last is not None:
         runs.append((start, last))
-    if len(runs) < 2:
+    if not runs:
         return [rect]
     return [((x0 + a) / w, rect[1], (x0 + b + 1) / w, rect[3]) for a, b in runs]
 
 
+def _inked(
+    rect: tuple[float, float, float, float], image: np.ndarray
+) -> tuple[float, float, float, float]:
+    """``rect`` trimmed to the columns that hold ink (all of it, if none does)."""
+    runs = _ink_runs(image, rect, gap=10.0)  # one run: from the first ink to the last
+    return (runs[0][0], rect[1], runs[-1][2], rect[3]) if runs else rect
+
+
 def _words(
-    rect: tuple[float, float, float, float], text: str
+    rect: tuple[float, float, float, float], text: str, image: np.ndarray | None = None
 ) -> list[tuple[tuple[float, float, float, float], str]]:
-    """A line of words ("AMMO HEALTH"), each with its share of the box by characters."""
+    """A line of words ("AMMO HEALTH"), each where its ink is (when the blank gaps in
+    the box split it into as many runs as words), else by its share of the characters."""
     words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
     if len(words) < 2:
         return [(rect, text)]
+    if image is not None:
+        runs = _ink_runs(image, rect)
+        if len(runs) == len(words):
+            return [(r, word) for r, (_a, _b, word) in zip(runs, words, strict=True)]
     width, n = rect[2] - rect[0], max(len(text), 1)
     return [
         ((rect[0] + width * a / n, rect[1], rect[0] + width * b / n, rect[3]), word)
@@ -171,18 +203,52 @@ def _words(
     ]
 
 
+def _cuts_by_labels(
+    rect: tuple[float, float, float, float],
+    labels: list[tuple[tuple[float, float, float, float], str]],
+    image: np.ndarray | None = None,
+) -> list[float]:
+    """Where to cut a number box that spans the columns of several labels printed under
+    (or over) it: midway between one label and the next, moved to the nearest blank
+    gap between the box's characters. Doom's status bar reads "50100%" for AMMO 50 and
+    HEALTH 100% at 480p, where the gap between the two numbers is no wider than the
+    gaps inside them."""
+    x0, y0, x1, y1 = rect
+    h = y1 - y0
+    near = sorted(
+        (lx0, lx1)
+        for (lx0, ly0, lx1, ly1), _word in labels
+        if (0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h) and x0 <= (lx0 + lx1) / 2 <= x1
+    )
+    cuts = [(a1 + b0) / 2 for (_a0, a1), (b0, _b1) in itertools.pairwise(near)]
+    if image is None or not cuts:
+        return cuts
+    gaps = [(a[2] + b[0]) / 2 for a, b in itertools.pairwise(_ink_runs(image, rect, gap=0.0))]
+    return [min(gaps, key=lambda g: abs(g - c)) if gaps else c for c in cuts]
+
+
 def _split(
     image: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str]], engine: Any
 ) -> list[tuple[tuple[float, float, float, float], str]]:
-    """Boxes split where the detector merged neighbours: numbers at blank gaps (each part
-    read again by the recogniser), words of a label line by their characters."""
-    out: list[tuple[tuple[float, float, float, float], str]] = []
+    """Boxes split where the detector merged neighbours: label lines into words (by their
+    characters); numbers between the labels under them, else at blank gaps, each part
+    read again by the recogniser (kept only if every part holds a number)."""
     h, w = image.shape[:2]
+    labels: list[tuple[tuple[float, float, float, float], str]] = []
+    numbers = []
     for rect, text in boxes:
-        if not _DIGITS.search(text):
-            out.extend(_words(rect, text))
-            continue
-        parts = _ink_runs(image, rect)
+        if _DIGITS.search(text):
+            numbers.append((rect, text))
+        else:
+            labels.extend(_words(rect, text, image))
+    out = list(labels)
+    for rect, text in numbers:
+        cuts = _cuts_by_labels(rect, labels, image)
+        if cuts:
+            edges = [rect[0], *cuts, rect[2]]
+            parts = [_inked((a, rect[1], b, rect[3]), image) for a, b in itertools.pairwise(edges)]
+        else:
+            parts = _ink_runs(image, rect)
         if len(parts) < 2 or engine is None or not hasattr(engine, "text_rec"):
             out.append((rect, text))
             continue
@@ -195,9 +261,11 @@ def _split(
             for r in parts
         ]
         read, _elapsed = engine.text_rec(crops)
-        out.extend(
-            (r, str(t)) for r, (t, _score) in zip(parts, read, strict=True) if str(t).strip()
-        )
+        texts = [str(t).strip() for t, _score in read]
+        if all(_DIGITS.search(t) for t in texts):  # numbers side by side: split them
+            out.extend(zip(parts, texts, strict=True))
+        else:  # a label and its number ("SHIELD 50"): one field, named by its text
+            out.append((rect, text))
     return out
 
 
@@ -236,33 +304,45 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
         if len(f.frames) >= max(2, len(frames) // 2)  # it stays put
         and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
     ]
-    _name(steady, labels)
+    _name(steady, labels, frames[0].shape[1] / frames[0].shape[0])
     kept = [
         f for f in steady if (f.changes or f.name in LOCAL_FIELDS) and f.name not in _NOT_FIELDS
     ]
     others = [g.union() for g in fields if g not in kept and len(g.frames) >= 2]
     others += [r for r, _word in labels]
-    _pad(kept, others)
+    height, width = frames[0].shape[:2]
+    _pad(kept, others, width / height)
     return kept
 
 
-def _pad(fields: list[Field], others: Sequence[tuple[float, float, float, float]] = ()) -> None:
-    """Each field's boxes, widened by a box height each side (room for more digits) and a
-    quarter height up and down, but never into other text (the other fields, and
+def _pad(
+    fields: list[Field],
+    others: Sequence[tuple[float, float, float, float]] = (),
+    aspect: float = 16 / 9,
+) -> None:
+    """Each field's boxes, widened for more digits where its text grows (:meth:`Field.growth`)
+    and a tenth of its height up and down, but never into other text (the other fields, and
     ``others``: labels, numbers not kept): where two share a line, the gap between them
     is split down the middle."""
     boxes = [f.union() for f in fields]
     for f, (x0, y0, x1, y1) in zip(fields, boxes, strict=True):
         h = f.height()
-        left, right = max(0.0, x0 - h), min(1.0, x1 + h)
-        top, bottom = max(0.0, y0 - 0.25 * h), min(1.0, y1 + 0.25 * h)
+        hx = h / aspect  # the box's height in units of the frame's width
+        grow_left, grow_right = f.growth(hx)
+        left, right = max(0.0, x0 - grow_left * hx), min(1.0, x1 + grow_right * hx)
+        top, bottom = max(0.0, y0 - 0.1 * h), min(1.0, y1 + 0.1 * h)
         for ox0, oy0, ox1, oy1 in [*boxes, *others]:
             if (ox0, oy0, ox1, oy1) == (x0, y0, x1, y1):
                 continue
+            inside = max(0.0, min(x1, ox1) - max(x0, ox0)) * max(0.0, min(y1, oy1) - max(y0, oy0))
+            if inside >= 0.5 * (ox1 - ox0) * (oy1 - oy0) and (ox0, oy0, ox1, oy1) not in boxes:
+                continue  # this field's own text, boxed another way in some frames
             if min(y1, oy1) > max(y0, oy0):  # on the same line
-                if ox1 <= x0:  # a neighbour on the left
+                # split the space between them (or, where their boxes overlap, the
+                # overlap) down the middle; which side is by their centres
+                if ox0 + ox1 < x0 + x1:  # a neighbour on the left
                     left = max(left, (ox1 + x0) / 2)
-                elif ox0 >= x1:  # on the right
+                else:  # on the right
                     right = min(right, (x1 + ox0) / 2)
             elif min(right, ox1) > max(left, ox0):  # in the same column
                 if oy1 <= y0:  # above
@@ -293,7 +373,11 @@ def _label_of(word: str) -> str | None:
     return best if score >= 0.7 else None
 
 
-def _labelled(f: Field, labels: list[tuple[tuple[float, float, float, float], str]]) -> str | None:
+def _labelled(
+    f: Field,
+    labels: list[tuple[tuple[float, float, float, float], str]],
+    aspect: float = 16 / 9,
+) -> str | None:
     """The name most labels next to ``f`` give it: a label under or over it (overlapping
     its columns, within one and a half of its heights) or just left of it on its line."""
     x0, y0, x1, y1 = f.union()
@@ -306,7 +390,10 @@ def _labelled(f: Field, labels: list[tuple[tuple[float, float, float, float], st
         overlap = min(x1, lx1) - max(x0, lx0)
         narrow = min(x1 - x0, lx1 - lx0)
         under = 0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h
-        beside = min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0) and 0 <= x0 - lx1 <= 2 * h
+        beside = (
+            min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0)
+            and 0 <= x0 - lx1 <= 2 * h / aspect
+        )
         if (under and overlap >= 0.3 * narrow) or beside:
             votes[name] += 1
     if not votes:
@@ -315,8 +402,10 @@ def _labelled(f: Field, labels: list[tuple[tuple[float, float, float, float], st
 
 
 def _name(
-    fields: list[Field], labels: list[tuple[tuple[float, float, float, float], str]] = ()
-) -> None:  # type: ignore[assignment]
+    fields: list[Field],
+    labels: Sequence[tuple[tuple[float, float, float, float], str]] = (),
+    aspect: float = 16 / 9,
+) -> None:
     def vote(f: Field, pattern: re.Pattern[str]) -> bool:
         return sum(bool(pattern.search(t)) for t in f.texts) * 2 > len(f.texts)
 
@@ -337,7 +426,7 @@ def _name(
         elif vote(f, _ARMOR):
             give(f, "armor", "its text starts with AR / armor / shield")
     for f in fields:  # by the label printed next to it
-        name = _labelled(f, list(labels))
+        name = _labelled(f, list(labels), aspect)
         if name is not None:
             give(f, name, "its label reads " + name.upper())
     # by values and place: small numbers left to right are health then armor,

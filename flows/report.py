@@ -240,6 +240,7 @@ class Reporter:
             "window": window,
             "capture_rate": _capture_rate(ledger["captured"], rt),
             "steps": rt.times.summary(ledger["captured"]),
+            "lag": rt.lag.summary(),
         }
         for name, stage in rt.stages.items():
             out[name] = stage.metrics()
@@ -302,6 +303,24 @@ def format_summary(s: dict[str, Any]) -> str:
             else ""
         )
         lines.append(f"  capture rate           {rate['fps']:8.1f} frames/s{target}")
+    lag = s.get("lag") or {}
+    if (lag.get("observation_ms") or {}).get("n"):
+        o = lag["observation_ms"]
+        lines.append(
+            f"  agent's lag            observation p50 {o['p50']:.1f} ms  p99 {o['p99']:.1f} ms"
+        )
+        a, b = lag["action_to_pixels_ms"], lag["action_to_observation_ms"]
+        if a.get("n"):
+            lines.append(
+                f"    shot probes: action→pixels p50 {a['p50']:.0f} / p99 {a['p99']:.0f} ms, "
+                f"action→observation p50 {b['p50']:.0f} / p99 {b['p99']:.0f} ms "
+                f"({a['n']} of {lag['probes']} answered)"
+            )
+    missed = sum((s.get("capture") or {}).get("missed_ticks", {}).values())
+    if missed:
+        lines.append(
+            f"  frames lost            {missed} capture ticks missed (capture fell behind)"
+        )
     steps = s.get("steps") or {}
     if steps:
         cost = "  ".join(f"{k} {v['us_per_frame']:.0f}" for k, v in steps.items())

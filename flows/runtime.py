@@ -38,7 +38,7 @@ from operators.stage import (
     SupportsShare,
     SupportsWarmUp,
 )
-from operators.stats import StepTimes
+from operators.stats import LagStats, StepTimes
 from sinks.memory import ObservationStore
 
 __all__ = ["InputGuard", "Placement", "Runtime", "SourceStage", "stop_on_signals"]
@@ -216,6 +216,8 @@ class Runtime:
     store: ObservationStore = field(init=False)
     reporter: Reporter = field(init=False)
     placement: Placement = field(init=False)
+    lag: LagStats = field(init=False)
+    """Lags the envs on this run measured (observation age at each step, shot probes)."""
     times: StepTimes = field(init=False)
     """Seconds each step's own Python takes (the summary's ``steps`` table)."""
     first_capture_at: float | None = field(init=False, default=None)
@@ -229,6 +231,7 @@ class Runtime:
         self.placement = Placement()
         self.input_guard = InputGuard()
         self.times = StepTimes()
+        self.lag = LagStats()
 
     def captured(self, frame: Frame) -> None:
         """A frame reached its stream's steps: the ledger's ``captured``, and locality."""

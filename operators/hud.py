@@ -43,9 +43,9 @@ DOOM_HUD_REGIONS: dict[str, Rect] = {
     # Doom's status bar (Freedoom through ViZDoom, `screenblocks 10`, a 4:3 window): the
     # big AMMO, HEALTH % and ARMOR % numbers, as `python -m flows.calibrate` found them
     # on a 640x480 recording (named by the labels under them).
-    "ammo": (0.0, 0.8211, 0.1594, 0.9448),
-    "health": (0.1594, 0.8211, 0.3328, 0.9448),
-    "armor": (0.5552, 0.8208, 0.793, 0.9479),
+    "ammo": (0.0, 0.8346, 0.143, 0.9448),
+    "health": (0.143, 0.8346, 0.3328, 0.9448),
+    "armor": (0.6056, 0.8346, 0.7756, 0.9479),
 }
 HUD_PRESETS: dict[str, dict[str, Rect]] = {
     "arena": ARENA_HUD_REGIONS,

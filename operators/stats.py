@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StepTimes", "percentiles"]
+__all__ = ["LagStats", "StepTimes", "percentiles"]
 
 
 def percentiles(
@@ -62,3 +62,39 @@ class StepTimes:
                 }
                 for step, (sec, calls, items) in self._steps.items()
             }
+
+
+class LagStats:
+    """Lags an agent sees, by kind, bounded (the last ``keep`` of each): ``observation``
+    (capture → the agent's step), ``action_to_pixels`` (input sent → the first frame that
+    shows its effect) and ``action_to_observation`` (input sent → that frame's observation
+    in the agent's hands); ``probes_lost`` counts probes no frame answered in time.
+
+    >>> lag = LagStats(); lag.add("observation", 12.0); lag.add("observation", 14.0)
+    >>> lag.summary()["observation_ms"]["p50"]
+    13.0
+    """
+
+    KINDS = ("observation", "action_to_pixels", "action_to_observation")
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._ms: dict[str, deque[float]] = {k: deque(maxlen=keep) for k in self.KINDS}
+        self.probes = 0
+        self.probes_lost = 0
+
+    def add(self, kind: str, ms: float) -> None:
+        with self._lock:
+            self._ms[kind].append(float(ms))
+
+    def probe(self, answered: bool) -> None:
+        with self._lock:
+            self.probes += 1
+            self.probes_lost += not answered
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            out: dict[str, Any] = {f"{k}_ms": percentiles(v) for k, v in self._ms.items()}
+            out["probes"] = self.probes
+            out["probes_lost"] = self.probes_lost
+            return out

@@ -21,12 +21,15 @@ from typing import Any, Protocol
 from flows.config import ActionsConfig
 from flows.registry import build as build_stage
 from flows.runner import Pipeline
-from operators.actions.executor import ActionExecutor, ActResult, InputDevice, Keymap
+from operators.actions.executor import COMMANDS, ActionExecutor, ActResult, InputDevice, Keymap
 from operators.capture.arena import ArenaControl
 from operators.errors import ConfigError
 from operators.observation import Observation
 
 __all__ = ["Executor", "Sent", "StreamSession", "build_executor"]
+
+FIRE = COMMANDS.index("fire") + 1
+"""The action's command that fires: a shot is the lag probe."""
 
 
 class Executor(Protocol):
@@ -97,6 +100,8 @@ class StreamSession:
     """
 
     YIELD_EVERY_S = 0.005  # how often a tight step() loop hands the GIL to the dataflow
+    PROBE_TIMEOUT_S = 2.0
+    """A shot whose ammo drop no observation shows within this long is a lost probe."""
 
     def __init__(
         self,
@@ -117,6 +122,10 @@ class StreamSession:
         pipeline.runtime.input_guard.add(self.executor)
         self._yielded = 0.0
         self.closed = False
+        self.lag = pipeline.runtime.lag
+        self._probe: tuple[float, int] | None = None  # (shot sent at, ammo read before)
+        self._last_ammo: int | None = None
+        self._firing = False
 
     # -- plumbing -----------------------------------------------------------------
     def running(self) -> Pipeline:
@@ -188,6 +197,14 @@ class StreamSession:
         except BaseException:
             self.executor.release_all()  # an error (or Ctrl-C) mid-step leaves no key down
             raise
+        # A shot is a probe whose effect the game reports: the ammo drops on the screen.
+        # Only a new press: with fire held, the gun fires by itself and a drop could be an
+        # earlier shot's.
+        shot_at = result.at if result.acted else (time.time() if control is not None else None)
+        firing = len(action) > 3 and int(action[3]) == FIRE
+        if firing and not self._firing and self._probe is None and shot_at and self._last_ammo:
+            self._probe = (shot_at, self._last_ammo)
+        self._firing = firing
         return Sent(control, ticket, action_seq, result)
 
     def wait(self, sent: Sent, deadline: float) -> None:
@@ -219,6 +236,8 @@ class StreamSession:
         stale = (action_seq is not None and obs.seq < action_seq) or (
             action_at is not None and obs.captured_at < action_at
         )
+        probe = self._answer(obs, now)
+        self.lag.add("observation", obs.age_ms(now))
         info: dict[str, Any] = {
             "seq": obs.seq,
             "source_seq": obs.source_seq,
@@ -230,12 +249,36 @@ class StreamSession:
             "stream_id": self.stream_id,
             "ledger": self.ledger(),
         }
+        if probe is not None:
+            info["probe_ms"] = probe
         if sent is not None:
             info["acted"] = sent.result.acted
             info["action_at"] = sent.result.at
             if not sent.result.acted:
                 info["not_acted"] = sent.result.reason
         return info
+
+    def _answer(self, obs: Observation, now: float) -> dict[str, float] | None:
+        """The shot probe's lags, when ``obs`` is the first frame that shows the ammo drop."""
+        ammo = obs.vision.ammo
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            shot_at, before = probe
+            if obs.captured_at >= shot_at and ammo is not None and ammo < before:
+                pixels = (obs.captured_at - shot_at) * 1000.0
+                seen = (now - shot_at) * 1000.0
+                self.lag.add("action_to_pixels", pixels)
+                self.lag.add("action_to_observation", seen)
+                self.lag.probe(True)
+                self._last_ammo = ammo
+                return {"action_to_pixels": pixels, "action_to_observation": seen}
+            if now - shot_at > self.PROBE_TIMEOUT_S:
+                self.lag.probe(False)
+            else:
+                self._probe = probe  # not yet: keep waiting
+        if self._probe is None and ammo is not None:
+            self._last_ammo = ammo
+        return None
 
     # -- the end ------------------------------------------------------------------------
     def release(self) -> None:
