@@ -434,7 +434,9 @@ def _name(
     rest = sorted((f for f in fields if not f.name), key=lambda f: (f.rect[0], f.rect[1]))
     for f in rest:
         values = f.values()
-        if values and max(values) > 100:
+        if values and f.rect[0] >= 0.5 and f.rect[1] >= 0.5:
+            give(f, "ammo", "a number in the bottom right, where HUDs keep the ammo")
+        elif values and max(values) > 100:
             give(f, "money", "its value goes past 100")
         elif values and f.rect[0] < 0.5:
             give(

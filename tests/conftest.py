@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,20 +37,20 @@ def _accepts(name: str) -> bool:
     return True
 
 
-@pytest.fixture(scope="session")
-def display():
+def _xvfb(width: int, height: int) -> tuple[str, subprocess.Popen[bytes]]:
+    """A virtual X display of its own (the first free number from :90), taking clients."""
     if shutil.which("Xvfb") is None:
         if os.environ.get("FRAMEWAX_REQUIRE_XVFB"):
             pytest.fail("Xvfb is not installed (apt-get install xvfb); .ci/run installs it")
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for n in range(90, 110):
+    for n in range(90, 130):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
     name = f":{n}"
     # -noreset: by default Xvfb resets itself when its last client disconnects, and a
     # client connecting during that reset is refused ("connection reset by peer").
     proc = subprocess.Popen(
-        ["Xvfb", name, "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp", "-noreset"],
+        ["Xvfb", name, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -58,9 +60,43 @@ def display():
             proc.kill()
             pytest.fail(f"Xvfb {name} did not start")
         time.sleep(0.05)
+    return name, proc
+
+
+@pytest.fixture(scope="session")
+def display():
+    name, proc = _xvfb(W, H)
     yield name
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def doom(tmp_path_factory):
+    """Freedoom through ViZDoom on a virtual display of its own (800x600), its window
+    640x480, logging its variables every tic: ``(display, log path)``."""
+    pytest.importorskip("vizdoom", reason="pip install vizdoom")
+    name, xvfb = _xvfb(800, 600)
+    log = tmp_path_factory.mktemp("doom") / "vars.jsonl"
+    game = subprocess.Popen(
+        [sys.executable, "-m", "flows.doom", "--display", name, "--log", str(log), "--seed", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert game.stdout is not None
+    ready, _, _ = select.select([game.stdout], [], [], 60.0)  # never wait without a limit
+    first = game.stdout.readline() if ready else "(nothing within 60 s)"
+    if not first.startswith("ready"):
+        game.kill()
+        xvfb.terminate()
+        pytest.fail(f"the game did not start: {first}{game.stdout.read()}")
+    yield name, log
+    game.terminate()
+    game.wait(timeout=20)
+    xvfb.terminate()
+    xvfb.wait(timeout=10)
 
 
 def replay_overrides(**extra: Any) -> dict[str, Any]:

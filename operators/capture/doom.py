@@ -51,7 +51,7 @@ VARIABLES: tuple[str, ...] = (
 
 HUD_MODES: dict[str, int | None] = {"statusbar": 10, "fullscreen": 11, "none": None}
 """How the game draws its numbers: Doom's status bar (``screenblocks 10``), the
-full-screen HUD over the picture (``11``), or none."""
+full-screen HUD over the picture (ViZDoom's minimal HUD), or none."""
 
 
 def _vizdoom() -> Any:
@@ -149,8 +149,7 @@ class DoomSettings:
         )
         blocks = HUD_MODES[self.hud]
         game.set_render_hud(blocks is not None)
-        if blocks is not None:
-            game.add_game_args(f"+screenblocks {blocks}")
+        game.set_render_minimal_hud(self.hud == "fullscreen")  # numbers over the picture
         game.set_render_crosshair(False)
         game.set_render_messages(False)
         if self.seed is not None:
