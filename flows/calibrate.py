@@ -291,7 +291,20 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
     for i, rect, text in found:
         homes = [f for f in fields if f.matches(rect)]
         if len(homes) > 1:
-            continue
+            # a line spanning two fields (most of each) was merged: leave it out; else it
+            # is this field's text, boxed a little wider than a stray fragment beside it
+            # (fields seen in two frames or more count; a one-off fragment does not)
+            covered = [
+                (min(rect[2], f.rect[2]) - max(rect[0], f.rect[0])) / (f.rect[2] - f.rect[0])
+                for f in homes
+            ]
+            if (
+                sum(c >= 0.5 and len(f.frames) >= 2 for c, f in zip(covered, homes, strict=True))
+                > 1
+            ):
+                continue
+            weight = [c * len(f.frames) for c, f in zip(covered, homes, strict=True)]
+            homes = [homes[int(np.argmax(weight))]]
         home = homes[0] if homes else Field()
         if not homes:
             fields.append(home)
@@ -301,7 +314,7 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
     steady = [
         f
         for f in fields
-        if len(f.frames) >= max(2, len(frames) // 2)  # it stays put
+        if len(f.frames) >= max(2, len(frames) // 3)  # it stays put (seen in a third)
         and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
     ]
     _name(steady, labels, frames[0].shape[1] / frames[0].shape[0])

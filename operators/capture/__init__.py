@@ -5,8 +5,10 @@ streams and opens a :class:`~operators.capture.base.FrameStream` per stream; a
 stream stamps each frame with ``stream_id``, a gap-free ``seq`` and its capture
 time, and paces itself without sleeping. :mod:`.arena` is the built-in
 simulator (with ground truth), :mod:`.replay` replays recordings,
-and :mod:`.screen` grabs a live X11 / Windows / macOS screen with mss. Register a new source by name in
-:mod:`flows.registry` or name it as ``"module:attr"`` in a config.
+and :mod:`.screen` grabs a live X11 / Windows / macOS screen (or one window)
+with mss; :mod:`.doom` runs Freedoom through ViZDoom and turns its variables into
+ground truth. Register a new source by name in :mod:`flows.registry` or name it
+as ``"module:attr"`` in a config.
 """
 
 from operators.capture.arena import ArenaControl, ArenaSource

@@ -8,11 +8,13 @@ segmentation and connected components. Runs offline, no GPU, no server.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -108,6 +110,8 @@ class LocalVisionBackend:
     name = "local"
     CHECK_FRAMES = 10
     """Regions with no digits in any of the first this many frames are warned about."""
+    memo_size = 512
+    """Region crops remembered with their text (exact pixels): an unchanged HUD is not read again."""
 
     def __init__(
         self,
@@ -144,6 +148,8 @@ class LocalVisionBackend:
         self.ocr_threads = int(ocr_threads)
         self._engine: Any = None
         self._lock = threading.Lock()
+        self._memo: OrderedDict[tuple[str, bytes], str] = OrderedDict()
+        self.memo_hits = 0
         self._checked = 0  # frames looked at for the region check, up to CHECK_FRAMES
         self._texted: set[str] = set()  # regions that held digits in one of them
         self.regions_without_text: list[str] = []
@@ -166,12 +172,26 @@ class LocalVisionBackend:
         self._recognizer()
 
     def read_hud(self, image: np.ndarray) -> dict[str, int | None]:
+        """Each region's number; a region whose pixels are exactly as in a crop read before
+        (a HUD that did not change while the picture did) reuses that reading, so only
+        the regions that changed are read (``memo_size`` crops remembered)."""
         h, w = image.shape[:2]
-        crops, keys = [], []
+        crops, keys, digests = [], [], []
+        texts_by_key: dict[str, str] = {}
         for key, (x0, y0, x1, y1) in self.hud_regions.items():
-            crop = _margined(_tight(image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]))
-            if crop.size == 0:
+            raw = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
+            if raw.size == 0:
                 continue
+            digest = hashlib.blake2b(np.ascontiguousarray(raw).data, digest_size=16).digest()
+            with self._lock:
+                known = self._memo.get((key, digest))
+                if known is not None:
+                    self._memo.move_to_end((key, digest))
+                    self.memo_hits += 1
+            if known is not None:
+                texts_by_key[key] = known
+                continue
+            crop = _margined(_tight(raw))
             scale = self.ocr_height / crop.shape[0]
             crop = cv2.resize(
                 crop,
@@ -180,15 +200,22 @@ class LocalVisionBackend:
             )
             crops.append(np.ascontiguousarray(crop[..., ::-1]))  # the recogniser wants BGR
             keys.append(key)
-        out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
-        texted = set()
+            digests.append(digest)
         if crops:
             texts, _elapsed = self._recognizer()(crops)
-            for key, (text, _score) in zip(keys, texts, strict=True):
-                parsed = parse_hud_text(key, text)
-                out.update(parsed)
-                if any(v is not None for v in parsed.values()):
-                    texted.add(key)
+            with self._lock:
+                for key, digest, (text, _score) in zip(keys, digests, texts, strict=True):
+                    texts_by_key[key] = text
+                    self._memo[(key, digest)] = text
+                while len(self._memo) > self.memo_size:
+                    self._memo.popitem(last=False)
+        out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
+        texted = set()
+        for key, text in texts_by_key.items():
+            parsed = parse_hud_text(key, text)
+            out.update(parsed)
+            if any(v is not None for v in parsed.values()):
+                texted.add(key)
         self._check_regions(texted)
         return out
 
@@ -213,7 +240,10 @@ class LocalVisionBackend:
             )
 
     def metrics(self) -> dict[str, Any]:
-        return {"regions_without_text": list(self.regions_without_text)}
+        return {
+            "regions_without_text": list(self.regions_without_text),
+            "regions_reused": self.memo_hits,
+        }
 
     def check(
         self, hud: dict[str, int | None]

@@ -306,4 +306,26 @@ def test_regions_that_hold_no_number_on_the_first_frames_are_named(caplog):
     right = LocalVisionBackend()
     for f in frames:
         right.infer(f)
-    assert right.regions_without_text == [] and right.metrics() == {"regions_without_text": []}
+    assert right.regions_without_text == [] and right.metrics()["regions_without_text"] == []
+
+
+def test_the_local_model_reads_again_only_the_regions_that_changed():
+    from operators.capture.arena import Arena
+    from operators.frame import Frame
+    from operators.vision.local import LocalVisionBackend
+
+    arena = Arena(seed=2)
+    first = arena.render()
+    arena.step((0, 2, 0, 0))  # turn: the picture moves, the HUD does not
+    turned = arena.render()
+    arena.step((0, 0, 0, 1))  # fire: the ammo changes
+    fired = arena.render()
+    backend = LocalVisionBackend()
+    reads = [backend.infer(Frame("s", i, 0.0, img)) for i, img in enumerate((first, turned, fired))]
+    regions = len(backend.hud_regions)
+    # the turned frame reused every region; the fired one all but the ammo's
+    assert backend.memo_hits == regions + (regions - 1)
+    assert reads[1].hud() == reads[0].hud()
+    truth = arena.truth()
+    assert (reads[2].ammo, reads[2].health) == (truth.ammo, truth.health)
+    assert reads[2].ammo != reads[0].ammo
