@@ -383,7 +383,7 @@ def _label_of(word: str) -> str | None:
                 r = difflib.SequenceMatcher(None, w, label).ratio()
             if r > score:
                 best, score = name, r
-    return best if score >= 0.7 else None
+    return best if score >= 0.65 else None
 
 
 def _labelled(
