@@ -23,7 +23,9 @@ def test_the_truth_is_what_the_status_bar_shows():
         "money": None,
     }
     assert alive.scene is Scene.GAMEPLAY and alive.enemies is None
-    fist = doom_truth({"HEALTH": 50.0, "ARMOR": 0.0, "SELECTED_WEAPON": 1.0, "SELECTED_WEAPON_AMMO": 0.0})
+    fist = doom_truth(
+        {"HEALTH": 50.0, "ARMOR": 0.0, "SELECTED_WEAPON": 1.0, "SELECTED_WEAPON_AMMO": 0.0}
+    )
     assert fist.ammo is None  # the status bar leaves AMMO blank for the fist and chainsaw
     dead = doom_truth({"HEALTH": -20.0, "ARMOR": 0.0, "SELECTED_WEAPON_AMMO": 3.0, "DEAD": 1.0})
     assert (dead.health, dead.scene) == (0, Scene.DEATH)
