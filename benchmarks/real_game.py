@@ -53,6 +53,7 @@ from operators.capture.doom import GameVarsLog, doom_truth
 from operators.hud import HUD_RANGES, check_reading
 from operators.observation import Observation
 from operators.outcome import Status
+from operators.x11 import keys_down
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = ("health", "armor", "ammo")
@@ -227,7 +228,6 @@ def play(
         summary = env.pipeline.runtime.reporter.summary()
     finally:
         env.close()
-        from tests.flows.test_actions_live import keys_down
 
         keys_left = keys_down(display)
         cpu_game = _proc_cpu(game.pid) - cpu_game0

@@ -30,33 +30,10 @@ from typing import Any
 
 from operators.capture.doom import HUD_MODES, DoomSettings, game_vars
 from operators.errors import ConfigError
+from operators.x11 import focus_window
 
 WINDOW_TITLE = "VIZDOOM"
 """What ViZDoom's window title contains (``[capture.options] window`` in the preset)."""
-
-
-def focus_window(display: str | None, title: str) -> bool:
-    """Give the game's window the keyboard focus (no window manager on a virtual display
-    does it); ``False`` if it is not found."""
-    from operators.x11 import open_display
-
-    d = open_display(display, "doom window")
-    try:
-        from Xlib import X
-
-        stack = [d.screen().root]
-        while stack:
-            win = stack.pop()
-            for child in win.query_tree().children:
-                name = child.get_wm_name()
-                if isinstance(name, str) and title in name:
-                    child.set_input_focus(X.RevertToParent, X.CurrentTime)
-                    d.sync()
-                    return True
-                stack.append(child)
-        return False
-    finally:
-        d.close()
 
 
 def run(

@@ -14,7 +14,14 @@ from typing import Any
 
 from operators.errors import ConfigError
 
-__all__ = ["WindowBox", "find_window", "open_display", "title_has_focus"]
+__all__ = [
+    "WindowBox",
+    "find_window",
+    "focus_window",
+    "keys_down",
+    "open_display",
+    "title_has_focus",
+]
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,9 @@ def _title(win: Any) -> str:
     return name if isinstance(name, str) else ""
 
 
-def _walk(d: Any, title: str) -> WindowBox | None:
-    root = d.screen().root
-    stack = [root]
+def _find(d: Any, title: str) -> Any:
+    """The first viewable window whose title contains ``title`` (``None`` if none is)."""
+    stack = [d.screen().root]
     while stack:
         win = stack.pop()
         try:
@@ -70,19 +77,27 @@ def _walk(d: Any, title: str) -> WindowBox | None:
         except Exception:  # gone between the calls
             continue
         for child in children:
-            name = _title(child)
-            if title in name:
+            if title in _title(child):
                 try:
-                    attrs = child.get_attributes()
-                    if attrs.map_state != 2:  # IsViewable
-                        continue
-                    geo = child.get_geometry()
-                    pos = child.translate_coords(root, 0, 0)
+                    if child.get_attributes().map_state == 2:  # IsViewable
+                        return child
                 except Exception:
-                    continue
-                return WindowBox(name, -pos.x, -pos.y, geo.width, geo.height)
+                    pass
+                continue
             stack.append(child)
     return None
+
+
+def _walk(d: Any, title: str) -> WindowBox | None:
+    win = _find(d, title)
+    if win is None:
+        return None
+    try:
+        geo = win.get_geometry()
+        pos = win.translate_coords(d.screen().root, 0, 0)
+    except Exception:  # gone between the calls
+        return None
+    return WindowBox(_title(win), -pos.x, -pos.y, geo.width, geo.height)
 
 
 def find_window(display: str | None, title: str, timeout_s: float = 0.0) -> WindowBox:
@@ -101,6 +116,23 @@ def find_window(display: str | None, title: str, timeout_s: float = 0.0) -> Wind
                 msg = f"no window whose title contains {title!r} on display {name}"
                 raise ConfigError(msg)
             time.sleep(0.2)
+    finally:
+        d.close()
+
+
+def focus_window(display: str | None, title: str) -> bool:
+    """Give the keyboard to the window whose title contains ``title`` (no window manager
+    on a virtual display does it); ``False`` if there is none."""
+    from Xlib import X
+
+    d = open_display(display, f"window {title!r}")
+    try:
+        win = _find(d, title)
+        if win is None:
+            return False
+        win.set_input_focus(X.RevertToParent, X.CurrentTime)
+        d.sync()
+        return True
     finally:
         d.close()
 
@@ -131,3 +163,20 @@ def title_has_focus(d: Any, title: str) -> bool:
             return False
         win = parent
     return False
+
+
+def keys_down(display: str | None) -> tuple[list[int], int]:
+    """The keycodes the X server holds down, and the pointer's button mask (0: none):
+    ``([], 0)`` when nothing is held, as it must be after an env closes."""
+    from Xlib import X
+
+    d = open_display(display, "keys_down")
+    try:
+        keymap = d.query_keymap()
+        down = [i * 8 + b for i, byte in enumerate(keymap) for b in range(8) if byte & (1 << b)]
+        buttons = d.screen().root.query_pointer().mask & (
+            X.Button1Mask | X.Button2Mask | X.Button3Mask
+        )
+        return down, buttons
+    finally:
+        d.close()

@@ -16,6 +16,7 @@ from flows.config import ActionsConfig
 from flows.rl.env import VisionPipelineEnv
 from flows.rl.session import build_executor
 from operators.errors import ConfigError
+from operators.x11 import keys_down
 from tests.conftest import ROOT, H, W
 
 
@@ -91,23 +92,6 @@ class EventLog:
         self._thread.join(timeout=5)
         self.win.destroy()
         self.d.close()
-
-
-def keys_down(display: str) -> tuple[list[int], int]:
-    """Keycodes the X server has down, and the pointer's button mask (0: none)."""
-    from Xlib import X
-    from Xlib import display as xdisplay
-
-    d = xdisplay.Display(display)
-    try:
-        keymap = d.query_keymap()
-        down = [i * 8 + b for i, byte in enumerate(keymap) for b in range(8) if byte & (1 << b)]
-        buttons = d.screen().root.query_pointer().mask & (
-            X.Button1Mask | X.Button2Mask | X.Button3Mask
-        )
-        return down, buttons
-    finally:
-        d.close()
 
 
 @pytest.fixture

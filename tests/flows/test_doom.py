@@ -19,8 +19,8 @@ import pytest
 
 from flows.rl.env import VisionPipelineEnv
 from flows.runner import Pipeline
+from operators.x11 import keys_down
 from tests.conftest import ROOT
-from tests.flows.test_actions_live import keys_down
 
 PRESET = "flows/configs/doom.toml"
 
