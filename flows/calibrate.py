@@ -217,8 +217,10 @@ def _cuts_by_labels(
     h = y1 - y0
     near = sorted(
         (lx0, lx1)
-        for (lx0, ly0, lx1, ly1), _word in labels
-        if (0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h) and x0 <= (lx0 + lx1) / 2 <= x1
+        for (lx0, ly0, lx1, ly1), word in labels
+        if (0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h)
+        and x0 <= (lx0 + lx1) / 2 <= x1
+        and _label_of(word) is not None  # a HUD's label, not text in the picture
     )
     cuts = [(a1 + b0) / 2 for (_a0, a1), (b0, _b1) in itertools.pairwise(near)]
     if image is None or not cuts:
@@ -230,9 +232,9 @@ def _cuts_by_labels(
 def _split(
     image: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str]], engine: Any
 ) -> list[tuple[tuple[float, float, float, float], str]]:
-    """Boxes split where the detector merged neighbours: label lines into words (by their
-    characters); numbers between the labels under them, else at blank gaps, each part
-    read again by the recogniser (kept only if every part holds a number)."""
+    """Boxes split where the detector merged neighbours: label lines into words (where
+    their ink is); a number line between the labels under it, each part read again by
+    the recogniser (kept only if every part holds a number)."""
     h, w = image.shape[:2]
     labels: list[tuple[tuple[float, float, float, float], str]] = []
     numbers = []
@@ -243,12 +245,11 @@ def _split(
             labels.extend(_words(rect, text, image))
     out = list(labels)
     for rect, text in numbers:
+        # Only where labels say two fields share the line: a gap inside one number (a
+        # thousands separator, "$1,100") looks the same as a gap between two.
         cuts = _cuts_by_labels(rect, labels, image)
-        if cuts:
-            edges = [rect[0], *cuts, rect[2]]
-            parts = [_inked((a, rect[1], b, rect[3]), image) for a, b in itertools.pairwise(edges)]
-        else:
-            parts = _ink_runs(image, rect)
+        edges = [rect[0], *cuts, rect[2]]
+        parts = [_inked((a, rect[1], b, rect[3]), image) for a, b in itertools.pairwise(edges)]
         if len(parts) < 2 or engine is None or not hasattr(engine, "text_rec"):
             out.append((rect, text))
             continue
