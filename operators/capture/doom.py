@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,11 @@ class DoomSettings:
             raise ConfigError(msg)
         game = vzd.DoomGame()
         game.load_config(str(scenario_path(self.scenario)))
+        # The engine's own settings file, and its folder of saves: not in the user's
+        # working directory (a project checkout).
+        here = Path(tempfile.gettempdir()) / f"framewax-vizdoom-{os.getuid()}"
+        here.mkdir(parents=True, exist_ok=True)
+        game.set_doom_config_path(str(here / "_vizdoom.ini"))
         game.set_doom_game_path(str(wad_path(self.wad)))
         game.set_screen_resolution(res)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
