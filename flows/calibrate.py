@@ -387,32 +387,40 @@ def _label_of(word: str) -> str | None:
     return best if score >= 0.65 else None
 
 
-def _labelled(
-    f: Field,
+def _closeness(f: Field, label: tuple[float, float, float, float], aspect: float) -> float:
+    """How much ``label`` reads as ``f``'s: the share of the narrower of the two that
+    their columns share, for a label under or over ``f`` (within one and a half of its
+    heights); 1 for a label just left of it on its line; 0 otherwise."""
+    x0, y0, x1, y1 = f.union()
+    lx0, ly0, lx1, ly1 = label
+    h = f.height()
+    if min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0) and 0 <= x0 - lx1 <= 2 * h / aspect:
+        return 1.0
+    if not (0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h):
+        return 0.0
+    narrow = max(min(x1 - x0, lx1 - lx0), 1e-9)
+    return max(0.0, min(x1, lx1) - max(x0, lx0)) / narrow
+
+
+def _labels_of(
+    fields: list[Field],
     labels: list[tuple[tuple[float, float, float, float], str]],
     aspect: float = 16 / 9,
-) -> str | None:
-    """The name most labels next to ``f`` give it: a label under or over it (overlapping
-    its columns, within one and a half of its heights) or just left of it on its line."""
-    x0, y0, x1, y1 = f.union()
-    h = f.height()
-    votes: Counter[str] = Counter()
-    for (lx0, ly0, lx1, ly1), word in labels:
+) -> dict[int, str]:
+    """Each field's name by the labels printed next to it. A label counts for the one
+    field it is closest to (a label line read as one, "AMMO HEALTH", and cut by its
+    characters can reach into the neighbour), weighted by how close; a field takes the
+    name with the most weight, if at least 0.3."""
+    votes: dict[int, Counter[str]] = {}
+    for rect, word in labels:
         name = _label_of(word)
-        if name is None:
+        if name is None or not fields:
             continue
-        overlap = min(x1, lx1) - max(x0, lx0)
-        narrow = min(x1 - x0, lx1 - lx0)
-        under = 0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h
-        beside = (
-            min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0)
-            and 0 <= x0 - lx1 <= 2 * h / aspect
-        )
-        if (under and overlap >= 0.3 * narrow) or beside:
-            votes[name] += 1
-    if not votes:
-        return None
-    return votes.most_common(1)[0][0]
+        scores = [_closeness(f, rect, aspect) for f in fields]
+        best = int(np.argmax(scores))
+        if scores[best] >= 0.3:
+            votes.setdefault(best, Counter())[name] += scores[best]
+    return {i: v.most_common(1)[0][0] for i, v in votes.items()}
 
 
 def _name(
@@ -439,10 +447,8 @@ def _name(
             give(f, "health", "its text starts with HP / + / health")
         elif vote(f, _ARMOR):
             give(f, "armor", "its text starts with AR / armor / shield")
-    for f in fields:  # by the label printed next to it
-        name = _labelled(f, list(labels), aspect)
-        if name is not None:
-            give(f, name, "its label reads " + name.upper())
+    for i, name in _labels_of(fields, list(labels), aspect).items():  # by its label
+        give(fields[i], name, "its label reads " + name.upper())
     # by values and place: small numbers left to right are health then armor,
     # a number that goes past 100 is money
     rest = sorted((f for f in fields if not f.name), key=lambda f: (f.rect[0], f.rect[1]))

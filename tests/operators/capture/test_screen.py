@@ -204,3 +204,15 @@ def test_live_preset_runs_on_the_display(display):
     assert (
         last is not None and last.vision.scene.value == "loading" and last.vision.backend == "scene"
     )
+
+
+def test_a_window_that_is_not_there_fails_at_build_time_naming_it(display):
+    from operators.capture.screen import ScreenSource
+    from operators.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no window whose title contains 'No Such Game'"):
+        ScreenSource(display=display, window="No Such Game", window_timeout_s=0.2)
+    with pytest.raises(ConfigError, match="either window"):
+        ScreenSource(
+            display=display, window="x", region={"left": 0, "top": 0, "width": 8, "height": 8}
+        )
