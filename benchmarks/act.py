@@ -194,16 +194,9 @@ def main() -> None:
     if shutil.which("Xvfb") is None:
         sys.exit("Xvfb is not installed (apt-get install xvfb)")
     from operators.testing.ollama_server import spawn_server
+    from operators.testing.xvfb import start_xvfb
 
-    n = next(i for i in range(130, 160) if not Path(f"/tmp/.X11-unix/X{i}").exists())
-    display = f":{n}"
-    xvfb = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", f"{W}x{H}x24", "-nolisten", "tcp", "-noreset"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        time.sleep(0.05)
+    display, xvfb = start_xvfb(W, H, first=130)  # waits until it takes clients, 10 s at most
     game_proc = subprocess.Popen(
         [sys.executable, __file__, "--game", display], stdout=subprocess.PIPE, text=True
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,22 +34,8 @@ from benchmarks.header import run_header
 from operators.capture.replay import ReplaySource
 from operators.capture.screen import ScreenSource
 from operators.steps import capture
+from operators.testing.xvfb import start_xvfb
 from sinks.recorder import RecordingWriter
-
-
-def start_xvfb(n: int, w: int, h: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", f"{w}x{h}x24", "-nolisten", "tcp", "-noreset"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            msg = f"Xvfb :{n} did not start"
-            raise RuntimeError(msg)
-        time.sleep(0.05)
-    return proc
 
 
 def painter(display: str, w: int, h: int, stop: threading.Event) -> None:
@@ -83,16 +68,16 @@ def run_source(source: Any, stop: threading.Event | None = None) -> list[Any]:
 
 
 def screen_rows(n: int, w: int, h: int, seconds: float) -> list[dict[str, Any]]:
-    proc = start_xvfb(n, w, h)
+    display, proc = start_xvfb(w, h, first=n)
     stop = threading.Event()
-    paint = threading.Thread(target=painter, args=(f":{n}", w, h, stop), daemon=True)
+    paint = threading.Thread(target=painter, args=(display, w, h, stop), daemon=True)
     paint.start()
     rows = []
     try:
         for fps in (30.0, 60.0, 0.0):
             frames_budget = int(fps * seconds) if fps else 0
             halt = threading.Event()
-            src = ScreenSource(display=f":{n}", fps=fps, frames=frames_budget)
+            src = ScreenSource(display=display, fps=fps, frames=frames_budget)
             if not fps:
                 threading.Timer(seconds, halt.set).start()
             frames = run_source(src, stop=halt)

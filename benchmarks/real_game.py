@@ -53,6 +53,7 @@ from operators.capture.doom import GameVarsLog, doom_truth
 from operators.hud import HUD_RANGES, check_reading
 from operators.observation import Observation
 from operators.outcome import Status
+from operators.testing.xvfb import start_xvfb
 from operators.x11 import keys_down
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,29 +62,6 @@ FIELDS = ("health", "armor", "ammo")
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
-
-
-def xvfb(width: int, height: int) -> tuple[str, subprocess.Popen[bytes]]:
-    for n in range(140, 180):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    name = f":{n}"
-    proc = subprocess.Popen(
-        [
-            "Xvfb",
-            name,
-            "-screen",
-            "0",
-            f"{width + 64}x{height + 64}x24",
-            "-nolisten",
-            "tcp",
-            "-noreset",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    return name, proc
 
 
 def start_game(display: str, log: Path, res: str, seed: int) -> subprocess.Popen[str]:
@@ -370,7 +348,7 @@ def main() -> None:
         work = args.work / res
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        display, server = xvfb(w, h)
+        display, server = start_xvfb(w + 64, h + 64, first=140)
         try:
             cal = record_and_calibrate(display, work, res, args.record_s)
             print(f"{res}: calibrated {sorted(cal['regions'])}", flush=True)

@@ -18,6 +18,7 @@ from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from operators.capture.arena import Arena
 from operators.frame import Frame
+from operators.testing.xvfb import start_xvfb
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H = 320, 240  # the virtual display's size
@@ -25,42 +26,16 @@ DATA = ROOT / "tests" / "data"
 ARENA_SMALL = DATA / "arena_small"
 
 
-def _accepts(name: str) -> bool:
-    """Whether the X server ``name`` takes a client now."""
-    from Xlib import display as xdisplay
-    from Xlib.error import DisplayError
-
-    try:
-        xdisplay.Display(name).close()
-    except (DisplayError, OSError):
-        return False
-    return True
-
-
 def _xvfb(width: int, height: int) -> tuple[str, subprocess.Popen[bytes]]:
-    """A virtual X display of its own (the first free number from :90), taking clients."""
+    """A virtual X display of its own, or the test is skipped (failed in CI) saying why."""
     if shutil.which("Xvfb") is None:
         if os.environ.get("FRAMEWAX_REQUIRE_XVFB"):
             pytest.fail("Xvfb is not installed (apt-get install xvfb); .ci/run installs it")
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for n in range(90, 130):
-        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
-            break
-    name = f":{n}"
-    # -noreset: by default Xvfb resets itself when its last client disconnects, and a
-    # client connecting during that reset is refused ("connection reset by peer").
-    proc = subprocess.Popen(
-        ["Xvfb", name, "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not _accepts(name):  # its socket appears before it takes clients
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"Xvfb {name} did not start")
-        time.sleep(0.05)
-    return name, proc
+    try:
+        return start_xvfb(width, height)
+    except RuntimeError as ex:
+        pytest.fail(str(ex))
 
 
 @pytest.fixture(scope="session")

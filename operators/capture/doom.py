@@ -50,9 +50,9 @@ VARIABLES: tuple[str, ...] = (
 )
 """The game variables logged every tic (``vizdoom.GameVariable`` names)."""
 
-HUD_MODES: dict[str, int | None] = {"statusbar": 10, "fullscreen": 11, "none": None}
-"""How the game draws its numbers: Doom's status bar (``screenblocks 10``), the
-full-screen HUD over the picture (ViZDoom's minimal HUD), or none."""
+HUD_MODES: tuple[str, ...] = ("fullscreen", "none", "statusbar")
+"""How the game draws its numbers: Doom's status bar, the full-screen HUD over the
+picture (ViZDoom's minimal HUD), or none."""
 
 
 def _vizdoom() -> Any:
@@ -153,8 +153,7 @@ class DoomSettings:
                 "player": vzd.Mode.PLAYER,
             }[self.mode]
         )
-        blocks = HUD_MODES[self.hud]
-        game.set_render_hud(blocks is not None)
+        game.set_render_hud(self.hud != "none")
         game.set_render_minimal_hud(self.hud == "fullscreen")  # numbers over the picture
         game.set_render_crosshair(False)
         game.set_render_messages(False)
