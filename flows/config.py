@@ -165,6 +165,10 @@ class EnvConfig:
     restarts from now (elastic, as rtgym does) and ``info["overrun"]`` says so."""
     start_timeout_s: float = 60.0
     """``reset()`` fails if no observation arrives within this long."""
+    lockstep_timeout_s: float = 30.0
+    """With a lockstep source, ``step()`` waits up to this long for the frame after its
+    action to end (an observation, or its ledger record); the game waits meanwhile.
+    ``max_wait_ms`` and ``control_hz`` are for real-time sources."""
     reward: str = "default"
     """Registry name or ``"module:attr"`` of ``reward(prev_obs, obs) -> (reward, terminated)``."""
 

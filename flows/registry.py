@@ -21,6 +21,7 @@ __all__ = ["REGISTRY", "build", "resolve"]
 REGISTRY: dict[str, dict[str, str]] = {
     "capture.source": {
         "arena": "operators.capture.arena:ArenaSource",
+        "doom": "operators.capture.doom:DoomSource",
         "replay": "operators.capture.replay:ReplaySource",
         "screen": "operators.capture.screen:ScreenSource",
     },
@@ -42,6 +43,7 @@ REGISTRY: dict[str, dict[str, str]] = {
     },
     "env.reward": {
         "default": "flows.rl.rewards:default_reward",
+        "game": "flows.rl.rewards:game_reward",
     },
 }
 

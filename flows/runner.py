@@ -9,6 +9,7 @@ and joins every thread it started.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -38,7 +39,7 @@ class Pipeline:
     (True, 20)
 
     ``controlled=True`` hands every arena stream an
-    :class:`~operators.capture.ArenaControl` (``runtime.controls``) for an
+    :class:`~operators.capture.AgentControl` (``runtime.controls``) for an
     agent to drive; ``report=True`` prints the status line and summary;
     ``workers > 1`` runs that many Bytewax workers in this process (streams are
     spread over them, each stream's steps on the worker that captures it).
@@ -94,7 +95,18 @@ class Pipeline:
         self.runtime.warm_up()
         self._thread = threading.Thread(target=self._run, name="framewax-dataflow", daemon=True)
         self._thread.start()
+        # A program that ends (or fails) without stop(): stop the flow before Python tears
+        # its thread down (which aborts the process) and the sources' games are orphaned.
+        atexit.register(self._stop_at_exit)
         return self
+
+    def _stop_at_exit(self) -> None:
+        if self._done.is_set():
+            return
+        try:
+            self.stop(timeout=10.0)
+        except Exception:  # exiting anyway: say so, do not mask the program's own error
+            logger.exception("stopping the framewax dataflow at exit failed")
 
     def _run(self) -> None:
         try:
@@ -117,6 +129,7 @@ class Pipeline:
             raise TimeoutError(msg)
         assert self._thread is not None
         self._thread.join(timeout=5.0)  # it has ended: only its last lines are left to run
+        atexit.unregister(self._stop_at_exit)
         self.runtime.close()
         if self.error is not None:
             msg = f"the framewax dataflow failed: {self.error}"

@@ -27,7 +27,7 @@ from bytewax.inputs import FixedPartitionedSource
 from flows.config import FlowConfig
 from flows.metrics import MetricsServer, metrics_address
 from flows.report import Reporter
-from operators.capture.arena import ArenaControl
+from operators.capture.base import AgentControl
 from operators.frame import Frame
 from operators.ledger import Ledger
 from operators.stage import (
@@ -207,7 +207,7 @@ class Runtime:
     config: FlowConfig
     ledger: Ledger = field(default_factory=Ledger)
     stop: threading.Event = field(default_factory=threading.Event)
-    controls: dict[str, ArenaControl] | None = None
+    controls: dict[str, AgentControl] | None = None
     report: bool = True
     stages: dict[str, Stage] = field(default_factory=dict)
     """The run's stages by name: ``capture``, ``dedup``, ``vision``, ``batch``, ``order``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bytewax.operators as op
@@ -75,6 +75,10 @@ def build(
         ranges=cfg.hud.ranges or None,
     )
     encoder = build_stage("batch.encoder", b.encoder, b.options)
+    if rt.controls is not None and getattr(source, "lockstep", False):
+        # A lockstep game makes its next frame only after the agent saw this one: a batch
+        # window waiting for more frames of the stream would only add its timeout.
+        b = replace(b, timeout_ms=0.0)
     dedup_stage = DedupStage(
         detector,
         enabled=d.enabled,

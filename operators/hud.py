@@ -42,10 +42,12 @@ CS2_HUD_REGIONS: dict[str, Rect] = {
 DOOM_HUD_REGIONS: dict[str, Rect] = {
     # Doom's status bar (Freedoom through ViZDoom, `screenblocks 10`, a 4:3 window): the
     # big AMMO, HEALTH % and ARMOR % numbers, as `python -m flows.calibrate` found them
-    # on a 640x480 recording (named by the labels under them).
-    "ammo": (0.0, 0.8346, 0.143, 0.9448),
-    "health": (0.143, 0.8346, 0.3328, 0.9448),
-    "armor": (0.6056, 0.8346, 0.7756, 0.9479),
+    # on a 640x480 recording (named by the labels under them), with their tops moved
+    # down into the bar (it is the bottom 32 of 240 lines at 4:3): calibration had them
+    # start in the picture above it, which changes with every step the player takes.
+    "ammo": (0.0, 0.87, 0.143, 0.9448),
+    "health": (0.143, 0.87, 0.3328, 0.9448),
+    "armor": (0.6056, 0.87, 0.7756, 0.9479),
 }
 HUD_PRESETS: dict[str, dict[str, Rect]] = {
     "arena": ARENA_HUD_REGIONS,

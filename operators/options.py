@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from operators.errors import ConfigError
 
-__all__ = ["at_least", "choice", "greater_than"]
+__all__ = ["at_least", "check_int", "choice", "greater_than"]
 
 E = TypeVar("E", bound=Enum)
 
@@ -45,4 +45,11 @@ def greater_than(key: str, value: Any, bound: float) -> None:
     """Raise :class:`ConfigError` unless ``value > bound``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > bound:
         msg = f"{key} = {value!r} is not allowed; expected a number > {bound:g}"
+        raise ConfigError(msg)
+
+
+def check_int(key: str, value: Any, minimum: int) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        msg = f"{key} = {value!r} is not allowed; expected an integer >= {minimum}"
         raise ConfigError(msg)

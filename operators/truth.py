@@ -26,6 +26,12 @@ class GroundTruth(HudFields):
     scene: Scene = Scene.GAMEPLAY
     enemies: tuple[Detection, ...] | None = ()
     """The enemies on screen; ``None`` where the source does not know them (not scored)."""
+    score: float | None = None
+    """The game's own running score of this episode at this frame (ViZDoom's total
+    reward), where the game keeps one: what :func:`flows.rl.rewards.game_reward` pays."""
+    episode_end: str | None = None
+    """``"terminated"`` (the game ended the episode: a kill, a death) or ``"truncated"``
+    (its time ran out) on an episode's last frame; ``None`` otherwise."""
 
     HUD_FIELDS: ClassVar[tuple[str, ...]] = HUD_FIELDS
 
@@ -45,4 +51,6 @@ class GroundTruth(HudFields):
             enemies=None
             if d.get("enemies", ()) is None
             else tuple(Detection(**e) for e in d.get("enemies", ())),
+            score=None if d.get("score") is None else float(d["score"]),
+            episode_end=d.get("episode_end"),
         )

@@ -44,9 +44,33 @@ class ObservationStore:
         self._history: dict[str, deque[Observation]] = {}
         self._maxlen = history
         self._subscribers: list[Callable[[Observation], None]] = []
+        self._ended: dict[str, int] = {}
+
+    def ended(self, outcome: Outcome) -> None:
+        """A frame that ended without an observation (``dropped``, ``failed``): a wait for
+        it (:meth:`wait_ended`) is over."""
+        with self._cond:
+            if outcome.seq > self._ended.get(outcome.stream_id, -1):
+                self._ended[outcome.stream_id] = outcome.seq
+            self._cond.notify_all()
+
+    def wait_ended(self, stream_id: str, seq: int, timeout: float) -> bool:
+        """Block up to ``timeout`` s until frame ``seq`` of ``stream_id`` (and every frame
+        before it: the sink gets them in order) has ended, with an observation or without;
+        ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._ended.get(stream_id, -1) < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def put(self, obs: Observation) -> None:
         with self._cond:
+            if obs.seq > self._ended.get(obs.stream_id, -1):
+                self._ended[obs.stream_id] = obs.seq
             self._latest[obs.stream_id] = obs
             self._newest = obs
             self._history.setdefault(obs.stream_id, deque(maxlen=self._maxlen)).append(obs)
@@ -128,6 +152,7 @@ class _MemoryPartition(StatelessSinkPartition[Item]):
                 self.sink.ledger.record(item.outcome)
             elif isinstance(item, Outcome):
                 self.sink.ledger.record(item)
+                self.sink.store.ended(item)
             else:
                 logger.error("memory sink got %r; expected Observation or Outcome", item)
                 continue

@@ -178,6 +178,9 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             raise ValueError(msg)
         try:
             sent = self.session.send([int(a) for a in action])
+            if self.session.lockstep:  # the game waits for us: its frame after the action
+                self.session.wait(sent, time.monotonic() + self.cfg.env.lockstep_timeout_s)
+                return self.finish(sent)
             if self.max_wait_ms > 0:
                 self.session.wait(sent, time.monotonic() + self.max_wait_ms / 1000.0)
             return self.finish(sent, self.rate.wait())
@@ -200,10 +203,18 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             self._rewarded_seq = obs.seq
         self._last = obs
         self._steps += 1
-        truncated = self._steps >= self.max_episode_steps
+        game_end = obs.truth.episode_end if obs.truth is not None else None
+        terminated = terminated or game_end == "terminated"
+        truncated = self._steps >= self.max_episode_steps or game_end == "truncated"
         info = self.session.info(obs, sent)
         info["overrun"] = overrun
         return features(obs), float(reward), bool(terminated), bool(truncated), info
+
+    @property
+    def observation(self) -> Observation | None:
+        """The observation behind the last ``reset()`` / ``step()``: the model's reading,
+        the frame's ground truth where the game gives one, its provenance."""
+        return self._last
 
     @property
     def overruns(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from operators.observation import Observation
 from operators.reading import Scene
 
-__all__ = ["default_reward"]
+__all__ = ["default_reward", "game_reward"]
 
 
 def default_reward(prev: Observation | None, obs: Observation) -> tuple[float, bool]:
@@ -33,3 +33,25 @@ def default_reward(prev: Observation | None, obs: Observation) -> tuple[float, b
     if p.money is not None and v.money is not None and v.money > p.money:
         reward += (v.money - p.money) / 300.0
     return reward, False
+
+
+def game_reward(prev: Observation | None, obs: Observation) -> tuple[float, bool]:
+    """The game's own reward, for games that keep a score (ViZDoom's scenarios): the
+    change of ``truth.score`` since the previous observation, so a frame that never
+    reached the agent (failed, dropped) loses no reward; the episode terminates when
+    the game ends it.
+
+    The agent still sees only what the pipeline read from the screen; the score is
+    what the game pays, as in any RL setup over that game.
+    """
+    truth = obs.truth
+    if truth is None or truth.score is None:
+        msg = (
+            "env.reward = 'game' needs a source that reports the game's score "
+            "(capture.source = 'doom'); use the 'default' reward for other sources"
+        )
+        raise ValueError(msg)
+    before = 0.0
+    if prev is not None and prev.truth is not None and prev.truth.score is not None:
+        before = prev.truth.score
+    return truth.score - before, truth.episode_end == "terminated"

@@ -16,17 +16,62 @@ observation in ``info["terminal_observation"]`` and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from flows.rl.env import ObsDict
+from flows.rl.spaces import NUMERICAL_SCALE
 from flows.rl.vec_env import VisionPipelineVecEnv
 
-__all__ = ["SB3VecEnv"]
+__all__ = ["FramewaxExtractor", "SB3VecEnv", "load_policy"]
+
+
+class FramewaxExtractor(BaseFeaturesExtractor):
+    """SB3's features extractor for the env's ``Dict`` observation:
+    ``policy_kwargs={"features_extractor_class": FramewaxExtractor}``.
+
+    A Nature-CNN over the 84×84 picture, and a small MLP over the HUD numbers (scaled
+    by :data:`~flows.rl.spaces.NUMERICAL_SCALE`, so a health of 100 does not swamp the
+    network) and the one-hot categories. SB3's own ``CombinedExtractor`` feeds the raw
+    numbers in. A policy saved with it loads wherever framewax is installed.
+    """
+
+    def __init__(
+        self, observation_space: spaces.Dict, cnn_dim: int = 256, hud_dim: int = 64
+    ) -> None:
+        super().__init__(observation_space, features_dim=cnn_dim + hud_dim)
+        self.cnn = NatureCNN(observation_space["visual"], features_dim=cnn_dim)
+        n_num = int(observation_space["numerical"].shape[0])
+        n_cat = int(np.sum(observation_space["categorical"].nvec))
+        self.hud = torch.nn.Sequential(torch.nn.Linear(n_num + n_cat, hud_dim), torch.nn.ReLU())
+        self.register_buffer("scale", torch.tensor(NUMERICAL_SCALE, dtype=torch.float32))
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        # SB3 has made the picture channels-first in 0..1 and the categories one-hot.
+        numbers = torch.clamp(obs["numerical"] / self.scale, -5.0, 5.0)
+        hud = self.hud(torch.cat([numbers, obs["categorical"].float()], dim=1))
+        return torch.cat([self.cnn(obs["visual"]), hud], dim=1)
+
+
+def load_policy(path: str | os.PathLike[str], device: str = "cpu") -> Any:
+    """A policy saved by ``python -m flows.train_ppo`` (SB3's ``policy.save``): call
+    ``policy.predict(obs, deterministic=True)`` with the env's observation (one, or a
+    batch stacked per key), as with a PPO model; an ``.zip`` of a whole PPO model loads
+    too (``PPO.load``)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    if str(path).endswith(".zip"):
+        return PPO.load(path, device=device)
+    return MultiInputActorCriticPolicy.load(str(path), device=device)
 
 
 class SB3VecEnv(VecEnv):

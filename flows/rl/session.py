@@ -22,7 +22,7 @@ from flows.config import ActionsConfig
 from flows.registry import build as build_stage
 from flows.runner import Pipeline
 from operators.actions.executor import COMMANDS, ActionExecutor, ActResult, InputDevice, Keymap
-from operators.capture.arena import ArenaControl
+from operators.capture.base import AgentControl
 from operators.errors import ConfigError
 from operators.observation import Observation
 
@@ -74,7 +74,7 @@ def build_executor(cfg: ActionsConfig, control_hz: float = 0.0) -> Executor:
 class Sent:
     """An action applied to one stream, on its way to an observation."""
 
-    control: ArenaControl | None
+    control: AgentControl | None
     ticket: int
     action_seq: int | None
     """The first ``seq`` that can show the action (arena), once known."""
@@ -142,9 +142,16 @@ class StreamSession:
         return p
 
     @property
-    def control(self) -> ArenaControl | None:
-        """The arena's control of this stream (``None`` for other sources)."""
+    def control(self) -> AgentControl | None:
+        """The game's control of this stream (``None`` for sources an agent cannot drive
+        in-process: a screen, a recording)."""
         return (self.pipeline.runtime.controls or {}).get(self.stream_id)
+
+    @property
+    def lockstep(self) -> bool:
+        """The game waits for this stream's agent: one frame per action."""
+        control = self.control
+        return control is not None and control.lockstep
 
     def ledger(self) -> dict[str, int]:
         """This stream's ledger counts."""
@@ -209,10 +216,18 @@ class StreamSession:
 
     def wait(self, sent: Sent, deadline: float) -> None:
         """Wait until ``deadline`` (``time.monotonic()``) at most for a frame that can show
-        ``sent``: the arena's frame after the action, or one captured after the input."""
+        ``sent``: the game's frame after the action (in lockstep: until that frame has
+        ended, as an observation or a ledger record), or one captured after the input."""
         p = self.running()
         left = max(deadline - time.monotonic(), 0.0)
-        if sent.control is not None:
+        if sent.control is not None and sent.control.lockstep:
+            # The game made one frame for this action; it ends as an observation or as a
+            # ledger record (dropped, failed), never silently, so wait for that.
+            applied = sent.control.wait_applied(sent.ticket, left)
+            if applied is not None:
+                sent.action_seq = applied
+                p.store.wait_ended(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
+        elif sent.control is not None:
             applied = sent.control.wait_applied(sent.ticket, left)
             if applied is not None:
                 sent.action_seq = applied

@@ -18,6 +18,7 @@ __all__ = [
     "ACTION_NVEC",
     "CATEGORICAL_FIELDS",
     "NUMERICAL_FIELDS",
+    "NUMERICAL_SCALE",
     "action_space",
     "categorical",
     "features",
@@ -42,6 +43,9 @@ NUMERICAL_FIELDS: tuple[str, ...] = (
 )
 """``numerical``: the HUD numbers (-1 where unread, money in thousands), the enemy count,
 the nearest (largest) enemy's offset from the centre and size, and the share of HUD read."""
+
+NUMERICAL_SCALE: tuple[float, ...] = (100.0, 100.0, 100.0, 100.0, 10.0, 5.0, 1.0, 1.0, 1.0, 1.0)
+"""A typical size of each numerical field, for a network to divide by."""
 
 CATEGORICAL_FIELDS: tuple[str, ...] = (
     "scene",

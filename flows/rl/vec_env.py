@@ -34,13 +34,18 @@ from flows.runner import Pipeline
 __all__ = ["StepResult", "VisionPipelineVecEnv"]
 
 
+GAMES = ("arena", "doom")
+"""Sources that run one game per stream: a vector env gets ``streams = num_envs`` of them."""
+
+
 class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
     """N sub-envs over one framewax pipeline, one stream each.
 
     Args:
         num_envs: how many sub-envs (streams).
-        config, overrides: as for :class:`~flows.rl.env.VisionPipelineEnv`; an arena gets
-            ``capture.options.streams = num_envs``.
+        config, overrides: as for :class:`~flows.rl.env.VisionPipelineEnv`; an arena or
+            Doom gets ``capture.options.streams = num_envs`` (one game per sub-env). With
+            a lockstep source every step waits for each sub-env's frame, all at once.
         max_wait_ms, max_episode_steps: per sub-env, as for the single env.
         control_hz: one control rate for the whole vector (0: none).
         render_mode: ``"rgb_array"``: :meth:`render` returns each sub-env's picture.
@@ -65,7 +70,7 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
             msg = f"num_envs = {num_envs!r}: expected an integer >= 1"
             raise ValueError(msg)
         cfg = load_config(config, overrides)
-        if cfg.capture.source == "arena":
+        if cfg.capture.source in GAMES:
             cfg = load_config(cfg, {"capture": {"options": {"streams": num_envs}}})
         cfg = arena_for_agent(cfg)
         self.pipeline = Pipeline(cfg, controlled=True, workers=workers)
@@ -122,12 +127,16 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
                 None if a is None else env.session.send(a)
                 for env, a in zip(self.envs, acts, strict=True)
             ]
-            if self.max_wait_ms > 0:
-                deadline = time.monotonic() + self.max_wait_ms / 1000.0
+            lockstep = self.envs[0].session.lockstep  # one source: all or none
+            wait_s = (
+                self.envs[0].cfg.env.lockstep_timeout_s if lockstep else self.max_wait_ms / 1000.0
+            )
+            if wait_s > 0:
+                deadline = time.monotonic() + wait_s
                 for env, s in zip(self.envs, sent, strict=True):
                     if s is not None:
                         env.session.wait(s, deadline)
-            overrun = self.rate.wait()
+            overrun = False if lockstep else self.rate.wait()
             return [
                 None if s is None else env.finish(s, overrun)
                 for env, s in zip(self.envs, sent, strict=True)

@@ -12,11 +12,12 @@ as ``"module:attr"`` in a config.
 """
 
 from operators.capture.arena import ArenaControl, ArenaSource
-from operators.capture.base import CaptureStage, FrameStream, Pacer, SourceBase
+from operators.capture.base import AgentControl, CaptureStage, FrameStream, Pacer, SourceBase
 from operators.capture.replay import INDEX_NAME, IndexEntry, ReplaySource, read_index
 
 __all__ = [
     "INDEX_NAME",
+    "AgentControl",
     "ArenaControl",
     "ArenaSource",
     "CaptureStage",

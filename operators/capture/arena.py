@@ -20,8 +20,6 @@ Actions are ``MultiDiscrete([3, 5, 10, 8])`` and all-zeros does nothing:
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +28,11 @@ import cv2
 import numpy as np
 
 from operators.capture.base import (
+    AgentControl,
+    LockstepWake,
     Pacer,
     SourceBase,
+    check_lockstep,
     check_rate,
 )
 from operators.clock import SYSTEM_CLOCK, Clock
@@ -371,67 +372,9 @@ class Autopilot:
 
 # -- the arena as a capture source ---------------------------------------------
 
-
-class ArenaControl:
-    """Thread-safe hand-off of actions and resets from an agent to an arena source.
-
-    The agent's thread calls :meth:`act` / :meth:`reset`, each returning a
-    ticket; the source applies the newest request when it draws its next
-    frame and records the ``seq`` of that frame, which :meth:`wait_applied`
-    returns, so an env can wait for an observation captured after its action.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._action: tuple[int, ...] | None = None
-        self._reset_seed: int | None = None
-        self._reset_pending = False
-        self._ticket = 0
-        self._taken = 0
-        self._applied: dict[int, int] = {}
-        self.last_seq = -1
-
-    def act(self, action: Sequence[int]) -> int:
-        with self._cond:
-            self._action = tuple(int(a) for a in action)
-            self._ticket += 1
-            return self._ticket
-
-    def reset(self, seed: int | None = None) -> int:
-        with self._cond:
-            self._reset_pending, self._reset_seed = True, seed
-            self._action = None
-            self._ticket += 1
-            return self._ticket
-
-    def take(self) -> tuple[tuple[int, ...] | None, bool, int | None, int]:
-        """Source side: ``(action, reset?, reset_seed, ticket)``, clearing the reset request."""
-        with self._cond:
-            out = (self._action, self._reset_pending, self._reset_seed, self._ticket)
-            self._reset_pending = False
-            return out
-
-    def applied(self, ticket: int, seq: int) -> None:
-        with self._cond:
-            self.last_seq = seq
-            if ticket > self._taken:
-                for t in range(self._taken + 1, ticket + 1):
-                    self._applied[t] = seq
-                self._taken = ticket
-                while len(self._applied) > 1024:
-                    self._applied.pop(next(iter(self._applied)))
-                self._cond.notify_all()
-
-    def wait_applied(self, ticket: int, timeout: float) -> int | None:
-        """The ``seq`` of the first frame drawn after request ``ticket``, or ``None`` on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while ticket > self._taken:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-            return self._applied.get(ticket, self.last_seq)
+ArenaControl = AgentControl
+"""The arena's agent control (the same :class:`~operators.capture.base.AgentControl` every
+game source takes)."""
 
 
 class _ArenaStream:
@@ -443,15 +386,31 @@ class _ArenaStream:
         self.autopilot = Autopilot(self.seed) if src.autopilot else None
         self.control = src.controls.get(stream_id) if src.controls else None
         self.pacer = Pacer(src.fps, src.clock)
+        self.lockstep = (
+            LockstepWake(self.control, src.clock)
+            if src.lockstep and self.control is not None
+            else None
+        )
         self.seq = 0
 
     def next_frames(self) -> list[Frame]:
         if 0 < self.src.frames <= self.seq:
             raise StopIteration
-        if not self.pacer.due():
-            return []
         ticket = 0
-        if self.control is not None:
+        if self.lockstep is not None and self.control is not None:
+            # The game waits for its agent: a frame per request, frame_skip ticks later.
+            asked = self.control.take_new()
+            if asked is None:
+                return []
+            action, reset, seed, ticket = asked
+            if reset:
+                self.arena.reset(seed)
+            else:
+                for _ in range(self.src.frame_skip):
+                    self.arena.step(action)
+        elif not self.pacer.due():
+            return []
+        elif self.control is not None:
             action, reset, seed, ticket = self.control.take()
             if reset:
                 self.arena.reset(seed)
@@ -470,6 +429,8 @@ class _ArenaStream:
         return [frame]
 
     def next_wake(self) -> float | None:
+        if self.lockstep is not None:
+            return self.lockstep.next_wake()
         return self.pacer.next_wake()
 
     def close(self) -> None:
@@ -484,6 +445,10 @@ class ArenaSource(SourceBase):
     ``controls`` maps stream ids to :class:`ArenaControl` for an agent to
     drive; streams without one are played by the seeded :class:`Autopilot`
     (or stand still when ``autopilot`` is false).
+
+    ``lockstep`` (for training and evaluation): an agent's stream draws a frame only
+    when its agent acts, ``frame_skip`` arena ticks after the action (the action held
+    for all of them), instead of ``fps`` frames a second whatever the agent does.
     """
 
     def __init__(
@@ -498,12 +463,17 @@ class ArenaSource(SourceBase):
         n_enemies: int = 3,
         enemy_fire_rate: float = 0.02,
         autopilot: bool = True,
-        controls: dict[str, ArenaControl] | None = None,
+        lockstep: bool = False,
+        frame_skip: int = 1,
+        controls: dict[str, AgentControl] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__()
         at_least("capture.options.streams", streams, 1)
         check_rate(fps, frames)
+        check_lockstep(lockstep, frame_skip)
+        self.lockstep = lockstep
+        self.frame_skip = frame_skip
         self.ids = [f"arena-{i}" for i in range(int(streams))]
         self.frames = frames
         self.fps = float(fps)
@@ -519,7 +489,7 @@ class ArenaSource(SourceBase):
         self.controls = controls
         if controls is not None:  # an agent drives these streams
             for sid in self.ids:
-                controls.setdefault(sid, ArenaControl())
+                controls.setdefault(sid, AgentControl())
         self.clock = clock
 
     def stream_ids(self) -> list[str]:

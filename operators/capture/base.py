@@ -14,14 +14,26 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from operators.clock import Clock
 from operators.errors import ConfigError
 from operators.frame import Frame
-from operators.options import at_least
+from operators.options import at_least, check_int
 
-__all__ = ["CaptureStage", "FrameStream", "Pacer", "SourceBase", "check_frames", "check_rate"]
+__all__ = [
+    "AgentControl",
+    "CaptureStage",
+    "FrameStream",
+    "LockstepWake",
+    "Pacer",
+    "SourceBase",
+    "check_frames",
+    "check_lockstep",
+    "check_rate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +106,133 @@ class Pacer:
         return None if self.period == 0.0 else self.next_at
 
 
+class AgentControl:
+    """Thread-safe hand-off of actions and resets from an agent to a game source.
+
+    The agent's thread calls :meth:`act` / :meth:`reset`, each returning a
+    ticket; the source applies the newest request when it makes its next
+    frame and records the ``seq`` of that frame, which :meth:`wait_applied`
+    returns, so an env can wait for an observation captured after its action.
+
+    A real-time source (:meth:`take`) applies whatever was asked last on every
+    frame it draws at its own pace; a lockstep source (:meth:`take_new`) makes a
+    frame only for a request it has not applied yet, so the game waits for the agent.
+
+    >>> control = AgentControl()
+    >>> control.take_new() is None  # nothing asked: a lockstep game waits
+    True
+    >>> ticket = control.act([1, 0, 0, 1])
+    >>> control.take_new()
+    ((1, 0, 0, 1), False, None, 1)
+    >>> control.applied(ticket, seq=0); control.wait_applied(ticket, timeout=0.0)
+    0
+    >>> control.take_new() is None
+    True
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._action: tuple[int, ...] | None = None
+        self._reset_seed: int | None = None
+        self._reset_pending = False
+        self._ticket = 0
+        self._taken = 0
+        self._applied: dict[int, int] = {}
+        self.last_seq = -1
+        self.asked_at = 0.0
+        """``time.monotonic()`` of the newest request (a lockstep source polls faster after one)."""
+        self.lockstep = False
+        """Set by a lockstep source: it makes a frame only for a new request."""
+
+    def act(self, action: Sequence[int]) -> int:
+        with self._cond:
+            self._action = tuple(int(a) for a in action)
+            self._ticket += 1
+            self.asked_at = time.monotonic()
+            return self._ticket
+
+    def reset(self, seed: int | None = None) -> int:
+        with self._cond:
+            self._reset_pending, self._reset_seed = True, seed
+            self._action = None
+            self._ticket += 1
+            self.asked_at = time.monotonic()
+            return self._ticket
+
+    def take(self) -> tuple[tuple[int, ...] | None, bool, int | None, int]:
+        """Source side: ``(action, reset?, reset_seed, ticket)``, clearing the reset request."""
+        with self._cond:
+            out = (self._action, self._reset_pending, self._reset_seed, self._ticket)
+            self._reset_pending = False
+            return out
+
+    def take_new(self) -> tuple[tuple[int, ...] | None, bool, int | None, int] | None:
+        """Lockstep side: like :meth:`take`, or ``None`` when every request is applied."""
+        with self._cond:
+            if self._ticket <= self._taken:
+                return None
+            out = (self._action, self._reset_pending, self._reset_seed, self._ticket)
+            self._reset_pending = False
+            return out
+
+    def applied(self, ticket: int, seq: int) -> None:
+        with self._cond:
+            self.last_seq = seq
+            if ticket > self._taken:
+                for t in range(self._taken + 1, ticket + 1):
+                    self._applied[t] = seq
+                self._taken = ticket
+                while len(self._applied) > 1024:
+                    self._applied.pop(next(iter(self._applied)))
+                self._cond.notify_all()
+
+    def wait_applied(self, ticket: int, timeout: float) -> int | None:
+        """The ``seq`` of the first frame made after request ``ticket``, or ``None`` on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ticket > self._taken:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._applied.get(ticket, self.last_seq)
+
+
+class LockstepWake:
+    """When a lockstep stream waiting for its agent next looks for a request.
+
+    Bytewax cannot be woken from another thread, so a waiting stream is polled:
+    every ``busy_s`` while the agent is stepping (a request came within
+    ``active_s``), every ``idle_s`` while it is away (a PPO update, an episode
+    reset), so that a paused game costs almost no CPU.
+
+    >>> from operators.testing import FakeClock
+    >>> control = AgentControl(); wake = LockstepWake(control, FakeClock(100.0))
+    >>> wake.next_wake(now=100.0, monotonic=control.asked_at + 1.0)
+    100.002
+    >>> wake.next_wake(now=100.0, monotonic=control.asked_at + 0.01)
+    100.0002
+    """
+
+    def __init__(
+        self,
+        control: AgentControl,
+        clock: Clock,
+        busy_s: float = 0.0002,
+        idle_s: float = 0.002,
+        active_s: float = 0.05,
+    ) -> None:
+        control.lockstep = True
+        self.control, self.clock = control, clock
+        self.busy_s, self.idle_s, self.active_s = busy_s, idle_s, active_s
+
+    def next_wake(self, now: float | None = None, monotonic: float | None = None) -> float:
+        now = self.clock.now() if now is None else now
+        mono = time.monotonic() if monotonic is None else monotonic
+        active = mono - self.control.asked_at < self.active_s
+        return now + (self.busy_s if active else self.idle_s)
+
+
 class SourceBase:
     """What the capture stages here share: the step's name, the counters the summary
     reports (ticks missed per stream, capture errors), no lifecycle."""
@@ -136,6 +275,14 @@ def check_frames(frames: Any) -> None:
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
         msg = f"capture.options.frames = {frames!r} is not allowed; expected an integer >= 0 (0: until stopped)"
         raise ConfigError(msg)
+
+
+def check_lockstep(lockstep: Any, frame_skip: Any) -> None:
+    """A game source's lockstep options: ``lockstep`` a bool, ``frame_skip`` an integer >= 1."""
+    if not isinstance(lockstep, bool):
+        msg = f"capture.options.lockstep = {lockstep!r} is not allowed; expected true or false"
+        raise ConfigError(msg)
+    check_int("capture.options.frame_skip", frame_skip, 1)
 
 
 def check_rate(fps: Any, frames: Any) -> None:

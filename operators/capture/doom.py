@@ -9,6 +9,14 @@ capture of the game's window is stamped with what the game said at that
 moment (:func:`doom_truth`: health, armor, the selected weapon's ammo, the
 scene). Doom has no money and no separate reserve: those truth fields are
 ``None`` and are not scored. ``vizdoom`` is imported only when a game is made.
+
+:class:`DoomSource` runs the game in-process instead, one game per stream, with
+no window and no display: in ``lockstep`` (ViZDoom's synchronous ``PLAYER`` mode)
+the game advances ``frame_skip`` tics per agent action and its ``screen_buffer``
+is the frame, stamped with the game's variables, its score and where the
+monsters are (the labels buffer). It is the source for training and evaluating
+an agent; a person's game, or any game framewax cannot pause, goes through the
+screen source.
 """
 
 from __future__ import annotations
@@ -18,19 +26,36 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from operators.capture.base import (
+    AgentControl,
+    LockstepWake,
+    Pacer,
+    SourceBase,
+    check_lockstep,
+    check_rate,
+)
+from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError
-from operators.reading import Scene
+from operators.frame import Frame
+from operators.options import at_least
+from operators.reading import Detection, Scene
 from operators.truth import GroundTruth
 
 __all__ = [
+    "BUTTONS",
     "HUD_MODES",
+    "MONSTERS",
     "VARIABLES",
     "DoomSettings",
+    "DoomSource",
     "GameVarsLog",
+    "doom_buttons",
     "doom_truth",
     "scenario_path",
     "wad_path",
@@ -270,3 +295,246 @@ class GameVarsLog:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+# -- the game in-process, as a capture source ------------------------------------
+
+BUTTONS: tuple[str, ...] = (
+    "MOVE_FORWARD",
+    "MOVE_BACKWARD",
+    "MOVE_LEFT",
+    "MOVE_RIGHT",
+    "ATTACK",
+    "USE",
+    "SPEED",
+    "SELECT_NEXT_WEAPON",
+    "TURN_LEFT_RIGHT_DELTA",
+)
+"""The buttons :class:`DoomSource` gives every scenario, whatever its ``.cfg`` lists, so
+that one policy's actions mean the same in every scenario."""
+
+MONSTERS: frozenset[str] = frozenset(
+    {
+        "Zombieman", "ShotgunGuy", "ChaingunGuy", "DoomImp", "Demon", "Spectre", "LostSoul",
+        "Cacodemon", "HellKnight", "BaronOfHell", "Arachnotron", "PainElemental", "Revenant",
+        "Fatso", "Archvile", "SpiderMastermind", "Cyberdemon", "WolfensteinSS", "MarineChainsawVzd",
+        "ScriptedMarine",
+    }
+)  # fmt: skip
+"""Labels (ViZDoom's ``object_name``) that are enemies in the ground truth. The agent's
+own ``DoomPlayer`` label (its weapon sprite) is not one."""
+
+
+def doom_buttons(action: tuple[int, ...] | None, turn_deg: float = 2.25) -> list[float]:
+    """framewax's ``MultiDiscrete([3, 5, 10, 8])`` action as values of :data:`BUTTONS`.
+
+    ``move`` 1/2 walks forward/back; ``turn`` 1/2 turns ``turn_deg`` a tic left/right,
+    3/4 three times as fast; ``pitch`` is ignored (Doom has no free look); ``command``
+    1 fires, 2 uses (Doom has no reload), 3/4 strafe, 5 switches weapon, 6 does nothing
+    (no crouching in Doom), 7 walks instead of running.
+
+    >>> doom_buttons((1, 3, 0, 1))
+    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, -6.75]
+    >>> doom_buttons(None)
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    """
+    move, turn, _pitch, cmd = (0, 0, 0, 0) if action is None else action[:4]
+    turn_by = {1: -turn_deg, 2: turn_deg, 3: -3 * turn_deg, 4: 3 * turn_deg}.get(turn, 0.0)
+    return [
+        float(move == 1),
+        float(move == 2),
+        float(cmd == 3),
+        float(cmd == 4),
+        float(cmd == 1),
+        float(cmd == 2),
+        float(cmd != 7),
+        float(cmd == 5),
+        float(turn_by),
+    ]
+
+
+def monster_boxes(state: Any, width: int, height: int) -> tuple[Detection, ...]:
+    """The monsters the labels buffer shows, as relative boxes, left to right."""
+    out = []
+    for label in state.labels or ():
+        if label.object_name not in MONSTERS:
+            continue
+        x0, y0 = label.x / width, label.y / height
+        x1, y1 = (label.x + label.width) / width, (label.y + label.height) / height
+        out.append(Detection(x0, y0, min(x1, 1.0), min(y1, 1.0)))
+    return tuple(sorted(out, key=lambda d: (d.x0, d.y0)))
+
+
+class _DoomStream:
+    def __init__(self, stream_id: str, src: DoomSource, index: int) -> None:
+        self.stream_id = stream_id
+        self.src = src
+        self.seed = src.seed + index
+        self.control = src.controls.get(stream_id) if src.controls else None
+        self.lockstep = (
+            LockstepWake(self.control, src.clock)
+            if src.lockstep and self.control is not None
+            else None
+        )
+        self.pacer = Pacer(src.fps, src.clock)
+        self.seq = 0
+        self.game = src.settings.make()
+        vzd = _vizdoom()
+        self.game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
+        self.game.set_labels_buffer_enabled(src.labels)
+        self.game.set_seed(self.seed)
+        self.game.init()
+        self.game.new_episode()
+        self.width, self.height = src.settings.size()
+        self.image = np.zeros((self.height, self.width, 3), np.uint8)
+        self.vars: dict[str, float] = {}
+        self.monsters: tuple[Detection, ...] | None = None
+        self._read_state()
+
+    def _new_episode(self, seed: int | None) -> None:
+        if seed is not None:
+            self.game.set_seed(int(seed))
+        self.game.new_episode()
+
+    def _act(self, action: tuple[int, ...] | None) -> str | None:
+        """One action held for ``frame_skip`` tics; how the episode ended, if it did."""
+        if self.game.is_episode_finished():
+            self._new_episode(None)  # acting on after an episode's end starts the next
+        self.game.make_action(doom_buttons(action, self.src.turn_deg), self.src.frame_skip)
+        if not self.game.is_episode_finished():
+            return None
+        return "truncated" if self.game.is_episode_timeout_reached() else "terminated"
+
+    def _frame(self, ended: str | None) -> Frame:
+        if not ended:
+            self._read_state()
+        # An episode's last frame is the picture before it ended (the game shows no
+        # more), with the game's verdict and final score.
+        truth = replace(
+            doom_truth(self.vars),
+            enemies=self.monsters,
+            score=float(self.game.get_total_reward()),
+            episode_end=ended,
+        )
+        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), self.image, truth)
+        self.seq += 1
+        return frame
+
+    def _read_state(self) -> None:
+        state = self.game.get_state()
+        if state is None:  # between episodes: keep the last picture
+            return
+        self.image = np.array(state.screen_buffer, copy=True)  # RGB24: (H, W, 3)
+        names = [str(v).split(".")[-1] for v in self.game.get_available_game_variables()]
+        self.vars = dict(zip(names, (float(x) for x in state.game_variables), strict=False))
+        self.monsters = monster_boxes(state, self.width, self.height) if self.src.labels else None
+
+    def next_frames(self) -> list[Frame]:
+        if 0 < self.src.frames <= self.seq:
+            raise StopIteration
+        ticket = 0
+        ended: str | None = None
+        if self.lockstep is not None and self.control is not None:
+            asked = self.control.take_new()
+            if asked is None:
+                return []
+            action, reset, seed, ticket = asked
+            if reset:
+                self._new_episode(seed)
+            else:
+                ended = self._act(action)
+        elif not self.pacer.due():
+            return []
+        else:  # real time: the game runs at fps, the agent's last action held
+            action, reset, seed = None, False, None
+            if self.control is not None:
+                action, reset, seed, ticket = self.control.take()
+            if reset:
+                self._new_episode(seed)
+            else:
+                ended = self._act(action)
+        frame = self._frame(ended)
+        if self.control is not None:
+            self.control.applied(ticket, frame.seq)
+        self.src.missed[self.stream_id] = self.pacer.missed
+        return [frame]
+
+    def next_wake(self) -> float | None:
+        if self.lockstep is not None:
+            return self.lockstep.next_wake()
+        return self.pacer.next_wake()
+
+    def close(self) -> None:
+        self.game.close()
+
+
+class DoomSource(SourceBase):
+    """Freedoom through ViZDoom, in-process: one game per stream, no window, no display.
+
+    ``lockstep`` (the default; for training and evaluation): the game waits for its
+    agent and advances ``frame_skip`` tics per action. Otherwise it runs at ``fps``
+    frames a second with the agent's last action held (a stream with no agent plays
+    no-ops). Actions map to :data:`BUTTONS` (:func:`doom_buttons`). Every frame's
+    ground truth has the HUD numbers, the game's score (``env.reward = "game"`` pays
+    it), the episode's end, and the monsters' boxes when ``labels`` is on.
+    ``scenario``, ``wad``, ``resolution``, ``hud``, ``skill`` and ``episode_timeout``
+    are :class:`DoomSettings`'.
+    """
+
+    def __init__(
+        self,
+        *,
+        scenario: str = "basic",
+        wad: str = "freedoom2",
+        resolution: str = "320x240",
+        hud: str = "statusbar",
+        streams: int = 1,
+        frames: int = 0,
+        fps: float = 35.0,
+        seed: int = 0,
+        skill: int | None = None,
+        episode_timeout: int | None = None,
+        lockstep: bool = True,
+        frame_skip: int = 4,
+        turn_deg: float = 2.25,
+        labels: bool = True,
+        controls: dict[str, AgentControl] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        super().__init__()
+        at_least("capture.options.streams", streams, 1)
+        check_rate(fps, frames)
+        check_lockstep(lockstep, frame_skip)
+        at_least("capture.options.turn_deg", turn_deg, 0)
+        self.settings = DoomSettings(
+            scenario=scenario,
+            wad=wad,
+            resolution=resolution,
+            hud=hud,
+            window=False,
+            mode="player",
+            seed=seed,
+            skill=skill,
+            episode_timeout=episode_timeout,
+        )
+        scenario_path(scenario)  # fail now, naming the scenario
+        wad_path(wad)
+        self.ids = [f"doom-{i}" for i in range(int(streams))]
+        self.frames = frames
+        self.fps = float(fps)
+        self.seed = int(seed)
+        self.lockstep = lockstep
+        self.frame_skip = frame_skip
+        self.turn_deg = float(turn_deg)
+        self.labels = bool(labels)
+        self.controls = controls
+        if controls is not None:
+            for sid in self.ids:
+                controls.setdefault(sid, AgentControl())
+        self.clock = clock
+
+    def stream_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def open(self, stream_id: str) -> _DoomStream:
+        return _DoomStream(stream_id, self, self.ids.index(stream_id))

@@ -26,6 +26,7 @@ from operators.errors import VisionError
 from operators.frame import Frame
 from operators.hud import ARENA_HUD_REGIONS, HUD_RANGES, check_reading, hud_ranges
 from operators.hud import hud_regions as resolve_hud_regions
+from operators.options import check_int
 from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
 
 __all__ = ["LocalVisionBackend", "parse_hud_text"]
@@ -110,8 +111,6 @@ class LocalVisionBackend:
     name = "local"
     CHECK_FRAMES = 10
     """Regions with no digits in any of the first this many frames are warned about."""
-    memo_size = 512
-    """Region crops remembered with their text (exact pixels): an unchanged HUD is not read again."""
 
     def __init__(
         self,
@@ -122,7 +121,13 @@ class LocalVisionBackend:
         ocr_height: int = 48,
         ocr_threads: int = 1,
         ranges: str | Mapping[str, Sequence[int]] | None = None,
+        memo_size: int = 8192,
     ) -> None:
+        check_int("vision.options.memo_size", memo_size, 0)
+        self.memo_size = memo_size
+        """Region crops remembered with their text (exact pixels, a few dozen bytes each): a
+        number drawn before is not read again, so a long run (training) reads each
+        number's picture about once."""
         regions = resolve_hud_regions(
             ARENA_HUD_REGIONS if hud_regions is None else hud_regions, "hud.regions"
         )
@@ -261,6 +266,8 @@ class LocalVisionBackend:
     def find_enemies(self, image: np.ndarray) -> tuple[Detection, ...]:
         h, w = image.shape[:2]
         mask = cv2.inRange(image, self._enemy_lo, self._enemy_hi)
+        for x0, y0, x1, y1 in self.hud_regions.values():  # the HUD is not the world
+            mask[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)] = 0
         n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         min_px = self.min_enemy_area * h * w
         dets = []
