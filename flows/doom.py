@@ -2,13 +2,15 @@
 
     python -m flows.doom --display :1 --log doom-vars.jsonl [--scenario deathmatch]
         [--resolution 640x480] [--hud statusbar|fullscreen|none] [--seconds 0]
+        [--scenario-timeout]
 
 Starts the game through ViZDoom in real time with its window on the display
 (``spectator`` mode: it takes its input from the X display, as from a
 person, so the env's ``xtest`` executor plays it), respawns the player after
 a death and starts a new episode after the last, and writes the game's own
 variables every tic to ``--log`` (one JSON object a line: ``t`` the wall time,
-``tic``, ``episode``, and ``HEALTH``, ``ARMOR``, ``SELECTED_WEAPON_AMMO``,
+``tic``, ``episode``, ``score`` (the episode's reward so far, as the scenario pays
+it), and ``HEALTH``, ``ARMOR``, ``SELECTED_WEAPON_AMMO``,
 ``POSITION_X/Y``, ``ANGLE``, ``KILLCOUNT``, ``DEAD``...): the ground truth a
 screen capture with ``[capture.options] truth_log`` is scored against. It
 prints ``ready`` with the window's title when the first tic is logged, and
@@ -70,7 +72,12 @@ def run(
             tics += 1
             if out is not None:
                 state = game.get_state()
-                line = {"t": time.time(), "tic": state.tic if state else None, "episode": episodes}
+                line = {
+                    "t": time.time(),
+                    "tic": state.tic if state else None,
+                    "episode": episodes,
+                    "score": game.get_total_reward(),
+                }
                 out.write(json.dumps(line | v) + "\n")
                 out.flush()
             if not ready:
@@ -103,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int)
     ap.add_argument("--skill", type=int)
     ap.add_argument("--no-focus", action="store_true", help="leave the keyboard focus alone")
+    ap.add_argument(
+        "--scenario-timeout",
+        action="store_true",
+        help="end episodes at the scenario's own time limit (default: none, play on)",
+    )
     args = ap.parse_args(argv)
     if args.display:
         os.environ["DISPLAY"] = args.display
@@ -117,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hud=args.hud,
             seed=args.seed,
             skill=args.skill,
-            episode_timeout=0,
+            episode_timeout=None if args.scenario_timeout else 0,
         )
     except ConfigError as ex:
         print(f"flows.doom: {ex}", file=sys.stderr)

@@ -69,13 +69,8 @@ _QUIET = {"run": {"status_interval_s": 0, "summary": False}}
 
 ENVS: dict[str, EnvSpec] = {
     "arena": EnvSpec(
-        config=None,  # the built-in default: the arena, the local model, the torch encoder
-        overrides={
-            **_QUIET,
-            "capture": {"options": {"lockstep": True, "frame_skip": 4}},
-            "vision": {"max_in_flight": 8, "staleness_ms": 10000.0},
-            "env": {"reward": "default"},
-        },
+        config=str(CONFIGS / "arena-lockstep.toml"),  # the default config, in lockstep
+        overrides=dict(_QUIET),
         max_episode_steps=150,
         scripted=lambda: ScriptedPolicy(),
     ),
@@ -153,11 +148,13 @@ def evaluate(venv: VisionPipelineVecEnv, act: Act, seeds: Sequence[int]) -> dict
                 seed_of[i] = queue.pop(0) if queue else None
                 if seed_of[i] is not None:
                     feats[i], _ = venv.reset_env(i, seed=seed_of[i])
+    episodes.sort(key=lambda e: e["seed"])  # in seed order, however the sub-envs finished
     returns = np.array([e["return"] for e in episodes], dtype=np.float64)
     return {
         "episodes": len(episodes),
         "mean": float(returns.mean()),
         "std": float(returns.std(ddof=1)) if len(returns) > 1 else 0.0,
+        "seeds": [int(e["seed"]) for e in episodes],
         "returns": [round(float(r), 3) for r in returns],
         "lengths": [int(e["length"]) for e in episodes],
         "steps_per_s": total_steps / max(time.perf_counter() - t0, 1e-9),
@@ -201,6 +198,23 @@ def targets(
     }
 
 
+def play_baselines(venv: VisionPipelineVecEnv, name: str, seeds: Sequence[int]) -> dict[str, Any]:
+    """The random and the scripted policy on ``seeds``: they do not depend on a training
+    seed, so every run of an env is compared with the same baseline episodes."""
+    return {
+        "random": evaluate(venv, baseline_act(RandomPolicy(0)), seeds),
+        "scripted": evaluate(venv, baseline_act(ENVS[name].scripted()), seeds),
+    }
+
+
+def baselines_for(name: str, episodes: int, num_envs: int) -> dict[str, Any]:
+    venv = make_venv(name, num_envs, 0)
+    try:
+        return play_baselines(venv, name, range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
+    finally:
+        venv.close()
+
+
 # -- training ---------------------------------------------------------------------------
 
 
@@ -212,9 +226,11 @@ def train(
     max_steps: int | None,
     eval_episodes: int,
     policies: Path,
+    baselines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one seed for ``minutes`` (or ``max_steps``), save it, evaluate it against the
-    random and scripted policies on the evaluation seeds; returns the run's record."""
+    """Train one seed for ``minutes`` (or ``max_steps``), save it, evaluate it on the
+    evaluation seeds beside the random and scripted policies (``baselines``, from
+    :func:`baselines_for`; played here if not given); returns the run's record."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -229,6 +245,7 @@ def train(
     last_seq: dict[int, int] = {}
     backwards = [0]  # observations older than one the same sub-env already had
     t0 = time.perf_counter()
+    printed = [t0]
     budget_s = minutes * 60.0
 
     class Progress(BaseCallback):
@@ -251,7 +268,17 @@ def train(
                             "length": int(ep["l"]),
                         }
                     )
-            over_time = time.perf_counter() - t0 >= budget_s
+            now = time.perf_counter()
+            if now - printed[0] >= 60.0:
+                printed[0] = now
+                recent = [c["return"] for c in curve[-20:]]
+                print(
+                    f"  {name} seed {seed}: {self.num_timesteps} steps in {now - t0:.0f} s, "
+                    f"{len(curve)} episodes, mean return of the last 20 "
+                    f"{np.mean(recent) if recent else float('nan'):.1f}",
+                    flush=True,
+                )
+            over_time = now - t0 >= budget_s
             over_steps = max_steps is not None and self.num_timesteps >= max_steps
             return not (over_time or over_steps)
 
@@ -279,8 +306,7 @@ def train(
         seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + eval_episodes)
         evals = {
             "trained": evaluate(venv, model_act(model), seeds),
-            "random": evaluate(venv, baseline_act(RandomPolicy(seed)), seeds),
-            "scripted": evaluate(venv, baseline_act(spec.scripted()), seeds),
+            **(baselines or play_baselines(venv, name, seeds)),
         }
     finally:
         train_env.close()

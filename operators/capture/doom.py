@@ -210,7 +210,8 @@ def doom_truth(v: Mapping[str, Any]) -> GroundTruth:
     """What the status bar shows for game variables ``v``: health and armor (percent),
     the selected weapon's ammo (``None`` for slot 1, the fist and the chainsaw, which use
     none: the status bar leaves AMMO blank),
-    the scene (death once the player is dead). Doom has no money and no reserve.
+    the scene (death once the player is dead), and the episode's ``score`` where the
+    log has it. Doom has no money and no reserve.
 
     >>> t = doom_truth({"HEALTH": 87.0, "ARMOR": 0.0, "SELECTED_WEAPON_AMMO": 46.0, "DEAD": 0.0})
     >>> (t.health, t.armor, t.ammo, t.money, t.scene.value)
@@ -224,6 +225,7 @@ def doom_truth(v: Mapping[str, Any]) -> GroundTruth:
     ammo = v.get("SELECTED_WEAPON_AMMO")
     if int(v.get("SELECTED_WEAPON", 2)) <= 1:  # the fist or the chainsaw: AMMO is blank
         ammo = None
+    score = v.get("score")
     return GroundTruth(
         health=max(health, 0),
         armor=max(int(v.get("ARMOR", 0)), 0),
@@ -232,6 +234,7 @@ def doom_truth(v: Mapping[str, Any]) -> GroundTruth:
         money=None,
         scene=Scene.DEATH if dead else Scene.GAMEPLAY,
         enemies=None,  # the game does not say where they are on the screen
+        score=None if score is None else float(score),
     )
 
 
@@ -302,16 +305,19 @@ class GameVarsLog:
 BUTTONS: tuple[str, ...] = (
     "MOVE_FORWARD",
     "MOVE_BACKWARD",
+    "TURN_LEFT",
+    "TURN_RIGHT",
     "MOVE_LEFT",
     "MOVE_RIGHT",
     "ATTACK",
     "USE",
     "SPEED",
     "SELECT_NEXT_WEAPON",
-    "TURN_LEFT_RIGHT_DELTA",
 )
 """The buttons :class:`DoomSource` gives every scenario, whatever its ``.cfg`` lists, so
-that one policy's actions mean the same in every scenario."""
+that one policy's actions mean the same in every scenario. They are Doom's keys (turning
+at the keyboard's speed, not by a delta), so that a policy trained here plays the same
+through the screen path, where the ``xtest`` executor presses those keys."""
 
 MONSTERS: frozenset[str] = frozenset(
     {
@@ -325,31 +331,32 @@ MONSTERS: frozenset[str] = frozenset(
 own ``DoomPlayer`` label (its weapon sprite) is not one."""
 
 
-def doom_buttons(action: tuple[int, ...] | None, turn_deg: float = 2.25) -> list[float]:
-    """framewax's ``MultiDiscrete([3, 5, 10, 8])`` action as values of :data:`BUTTONS`.
+def doom_buttons(action: tuple[int, ...] | None) -> list[float]:
+    """framewax's ``MultiDiscrete([3, 5, 10, 8])`` action as values of :data:`BUTTONS`,
+    the keys ``flows/configs/doom.toml`` gives the ``xtest`` executor for a live game.
 
-    ``move`` 1/2 walks forward/back; ``turn`` 1/2 turns ``turn_deg`` a tic left/right,
-    3/4 three times as fast; ``pitch`` is ignored (Doom has no free look); ``command``
-    1 fires, 2 uses (Doom has no reload), 3/4 strafe, 5 switches weapon, 6 does nothing
-    (no crouching in Doom), 7 walks instead of running.
+    ``move`` 1/2 walks forward/back; ``turn`` 1/2 turns left/right as the arrow keys
+    do, 3/4 the same with run held (twice as fast); ``pitch`` is ignored (Doom has no
+    free look); ``command`` 1 fires, 2 uses (Doom has no reload), 3/4 strafe, 5
+    switches weapon, 6 does nothing (no crouching in Doom), 7 runs (Doom's Shift).
 
     >>> doom_buttons((1, 3, 0, 1))
-    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, -6.75]
+    [1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0]
     >>> doom_buttons(None)
-    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     """
     move, turn, _pitch, cmd = (0, 0, 0, 0) if action is None else action[:4]
-    turn_by = {1: -turn_deg, 2: turn_deg, 3: -3 * turn_deg, 4: 3 * turn_deg}.get(turn, 0.0)
     return [
         float(move == 1),
         float(move == 2),
+        float(turn in (1, 3)),
+        float(turn in (2, 4)),
         float(cmd == 3),
         float(cmd == 4),
         float(cmd == 1),
         float(cmd == 2),
-        float(cmd != 7),
+        float(cmd == 7 or turn in (3, 4)),
         float(cmd == 5),
-        float(turn_by),
     ]
 
 
@@ -400,7 +407,7 @@ class _DoomStream:
         """One action held for ``frame_skip`` tics; how the episode ended, if it did."""
         if self.game.is_episode_finished():
             self._new_episode(None)  # acting on after an episode's end starts the next
-        self.game.make_action(doom_buttons(action, self.src.turn_deg), self.src.frame_skip)
+        self.game.make_action(doom_buttons(action), self.src.frame_skip)
         if not self.game.is_episode_finished():
             return None
         return "truncated" if self.game.is_episode_timeout_reached() else "terminated"
@@ -496,7 +503,6 @@ class DoomSource(SourceBase):
         episode_timeout: int | None = None,
         lockstep: bool = True,
         frame_skip: int = 4,
-        turn_deg: float = 2.25,
         labels: bool = True,
         controls: dict[str, AgentControl] | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -505,7 +511,6 @@ class DoomSource(SourceBase):
         at_least("capture.options.streams", streams, 1)
         check_rate(fps, frames)
         check_lockstep(lockstep, frame_skip)
-        at_least("capture.options.turn_deg", turn_deg, 0)
         self.settings = DoomSettings(
             scenario=scenario,
             wad=wad,
@@ -525,7 +530,6 @@ class DoomSource(SourceBase):
         self.seed = int(seed)
         self.lockstep = lockstep
         self.frame_skip = frame_skip
-        self.turn_deg = float(turn_deg)
         self.labels = bool(labels)
         self.controls = controls
         if controls is not None:

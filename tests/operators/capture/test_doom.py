@@ -64,3 +64,104 @@ def test_a_scenario_or_wad_that_is_not_there_is_named():
         DoomSettings(scenario="nope").make()
     with pytest.raises(ConfigError, match="resolution = '641x480'"):
         DoomSettings(resolution="641x480").make()
+
+
+# -- the game in-process (ViZDoom, no display) ------------------------------------------
+
+
+def _doom_stream(**options):
+    from operators.capture.base import AgentControl
+    from operators.capture.doom import DoomSource
+
+    controls: dict[str, AgentControl] = {}
+    src = DoomSource(controls=controls, **options)
+    return src.open("doom-0"), controls["doom-0"]
+
+
+def test_buttons_mean_the_same_in_every_scenario():
+    from operators.capture.doom import BUTTONS, doom_buttons
+
+    pressed = dict(zip(BUTTONS, doom_buttons((2, 4, 7, 4)), strict=True))
+    assert pressed["MOVE_BACKWARD"] == 1 and pressed["MOVE_RIGHT"] == 1
+    assert pressed["TURN_RIGHT"] == 1 and pressed["SPEED"] == 1  # a hard turn runs
+    assert pressed["ATTACK"] == 0 and pressed["TURN_LEFT"] == 0
+    assert dict(zip(BUTTONS, doom_buttons((0, 0, 0, 7)), strict=True))["SPEED"] == 1  # run
+    assert dict(zip(BUTTONS, doom_buttons((1, 1, 0, 0)), strict=True))["SPEED"] == 0  # walk
+
+
+def test_the_buttons_are_the_keys_the_live_preset_presses():
+    import tomllib
+    from pathlib import Path
+
+    import flows
+
+    keys = tomllib.loads((Path(flows.__file__).parent / "configs" / "doom.toml").read_text())[
+        "actions"
+    ]["keys"]
+    # the commands the lockstep game maps to a button have a key in the live game
+    for command in (
+        "forward",
+        "back",
+        "turn_left",
+        "turn_right",
+        "fire",
+        "strafe_left",
+        "strafe_right",
+        "walk",
+    ):
+        assert keys[command], command
+
+
+def test_lockstep_doom_advances_only_when_asked_and_carries_the_games_score():
+    stream, control = _doom_stream(scenario="basic", frame_skip=4, seed=11)
+    try:
+        assert stream.next_frames() == []  # the game waits for its agent
+        control.reset(11)
+        (first,) = stream.next_frames()
+        assert first.image.shape == (240, 320, 3) and first.truth.score == 0.0
+        assert first.truth.health == 100 and first.truth.ammo == 50
+        assert first.truth.enemies and len(first.truth.enemies) == 1  # basic's one monster
+        tic = stream.game.get_episode_time()
+        control.act([0, 0, 0, 0])
+        (second,) = stream.next_frames()
+        assert stream.game.get_episode_time() == tic + 4
+        assert second.truth.score == -4.0  # basic pays -1 a tic alive
+        assert stream.next_frames() == []
+        # Firing until the episode ends: its last frame says how, with the final score.
+        end = None
+        for _ in range(200):
+            control.act([0, 0, 0, 1])
+            (frame,) = stream.next_frames()
+            if frame.truth.episode_end is not None:
+                end = frame
+                break
+        assert end is not None and end.truth.episode_end in ("terminated", "truncated")
+        assert end.truth.score == stream.game.get_total_reward()
+        assert end.truth.ammo < 50
+    finally:
+        stream.close()
+
+
+def test_the_same_seed_replays_the_same_episode():
+    pictures = []
+    for _ in range(2):
+        stream, control = _doom_stream(scenario="basic", seed=3)
+        try:
+            control.reset(42)
+            stream.next_frames()
+            control.act([0, 1, 0, 3])
+            pictures.append(stream.next_frames()[0])
+        finally:
+            stream.close()
+    a, b = pictures
+    assert a.truth.enemies == b.truth.enemies
+    assert (a.image == b.image).all()
+
+
+def test_a_doom_source_with_bad_options_fails_at_build_naming_them():
+    from operators.capture.doom import DoomSource
+
+    with pytest.raises(ConfigError, match="frame_skip"):
+        DoomSource(frame_skip=0)
+    with pytest.raises(ConfigError, match="no_such_scenario"):
+        DoomSource(scenario="no_such_scenario")

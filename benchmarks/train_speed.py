@@ -1,0 +1,226 @@
+"""Training throughput: env steps/s through the whole pipeline in lockstep, against the
+bare game's own steps/s in the same run.
+
+    python benchmarks/train_speed.py --out benchmarks/results/train_speed.json [--seconds 15]
+
+For the arena (640×360, the default config) and Doom ``basic`` (ViZDoom in-process,
+320×240 with the status bar), each with 1 and ``--envs`` games:
+
+- **bare**: the game alone, as a training loop without framewax would drive it:
+  the same settings and frame skip, random actions, the frame copied out (and, for
+  Doom, its labels and variables read), the N games stepped in turn;
+- **pipeline**: ``VisionPipelineVecEnv`` in lockstep with the same random actions:
+  every step's frame goes through dedup, the local model (OCR of the HUD, enemy
+  detection), the torch encoder and ordering before ``step()`` returns it.
+
+Reported per row: env steps/s, the ratio to the bare game (the issue's target is
+≥ 0.5), CPU seconds per 1,000 steps (this process and its children: ViZDoom runs
+each game in a process of its own) and peak RSS, the ledger (balanced: every frame
+ended), observations out of order (a sub-env getting an older frame than it had)
+and stale steps (an observation from before the action). Rows alternate bare and
+pipeline, so both see the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.header import run_header
+from flows.config import load_config
+from flows.rl.spaces import ACTION_NVEC
+from flows.rl.vec_env import VisionPipelineVecEnv
+from flows.train_ppo import ENVS, make_venv
+from operators.capture.arena import Arena
+from operators.capture.doom import BUTTONS, DoomSettings, doom_buttons, monster_boxes
+
+FRAME_SKIP = 4
+
+
+class Usage:
+    """CPU seconds and peak RSS of this process and its children (the games)."""
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.t0 = self.cpu()
+        self.peak = 0
+
+    def cpu(self) -> float:
+        total = sum(self.me.cpu_times()[:2])
+        for child in self.me.children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return total
+
+    def sample(self) -> None:
+        rss = self.me.memory_info().rss
+        for child in self.me.children(recursive=True):
+            try:
+                rss += child.memory_info().rss
+            except psutil.Error:
+                pass
+        self.peak = max(self.peak, rss)
+
+    def since(self) -> float:
+        return self.cpu() - self.t0
+
+
+def random_actions(rng: np.random.Generator, n: int) -> list[tuple[int, ...]]:
+    return [tuple(int(rng.integers(k)) for k in ACTION_NVEC) for _ in range(n)]
+
+
+def bare_arena(envs: int, seconds: float, seed: int) -> dict[str, Any]:
+    opts = load_config(None).capture.options
+    games = [Arena(width=opts["width"], height=opts["height"], seed=seed + i) for i in range(envs)]
+    rng = np.random.default_rng(seed)
+    usage, steps = Usage(), 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for game, action in zip(games, random_actions(rng, envs), strict=True):
+            for _ in range(FRAME_SKIP):
+                game.step(action)
+            np.array(game.render(), copy=True)
+            game.truth()
+            steps += 1
+        if steps % 64 < envs:
+            usage.sample()
+    return _row(steps, time.perf_counter() - t0, usage)
+
+
+def bare_doom(envs: int, seconds: float, seed: int) -> dict[str, Any]:
+    import vizdoom as vzd
+
+    opts = load_config(ENVS["doom-basic"].config).capture.options
+    settings = DoomSettings(
+        scenario=opts["scenario"],
+        resolution=opts["resolution"],
+        hud=opts["hud"],
+        window=False,
+        mode="player",
+    )
+    w, h = settings.size()
+    games = []
+    for i in range(envs):
+        game = settings.make()
+        game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
+        game.set_labels_buffer_enabled(True)
+        game.set_seed(seed + i)
+        game.init()
+        game.new_episode()
+        games.append(game)
+    rng = np.random.default_rng(seed)
+    usage, steps = Usage(), 0
+    try:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for game, action in zip(games, random_actions(rng, envs), strict=True):
+                if game.is_episode_finished():
+                    game.new_episode()
+                game.make_action(doom_buttons(action), FRAME_SKIP)
+                state = game.get_state()
+                if state is not None:
+                    np.array(state.screen_buffer, copy=True)
+                    list(state.game_variables)
+                    monster_boxes(state, w, h)
+                steps += 1
+            if steps % 64 < envs:
+                usage.sample()
+        return _row(steps, time.perf_counter() - t0, usage)
+    finally:
+        for game in games:
+            game.close()
+
+
+def pipeline(name: str, envs: int, seconds: float, seed: int) -> dict[str, Any]:
+    venv: VisionPipelineVecEnv = make_venv(name, envs, seed)
+    rng = np.random.default_rng(seed)
+    last = [-1] * envs
+    backwards = stale = 0
+    try:
+        venv.reset(seed=seed)
+        for _ in range(20):  # models loaded, first frames through
+            venv.step(np.array(random_actions(rng, envs)))
+        usage, steps = Usage(), 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            _obs, _r, _term, _trunc, info = venv.step(np.array(random_actions(rng, envs)))
+            for i in range(envs):
+                if not info["_seq"][i]:
+                    continue  # a sub-env reset this step (its episode had ended)
+                seq = int(info["seq"][i])
+                backwards += seq < last[i]
+                last[i] = max(last[i], seq)
+                stale += bool(info["stale"][i])
+            steps += envs
+            if steps % 64 < envs:
+                usage.sample()
+        row = _row(steps, time.perf_counter() - t0, usage)
+    finally:
+        venv.close()
+    ledger = venv.pipeline.ledger.counts()  # stopped: every frame has ended
+    row.update(
+        ledger=ledger,
+        balanced=ledger.get("in_flight", 0) == 0
+        and ledger["captured"]
+        == sum(ledger.get(k, 0) for k in ("processed", "duplicate", "cached", "dropped", "failed")),
+        out_of_order=backwards,
+        stale_steps=stale,
+    )
+    return row
+
+
+def _row(steps: int, wall: float, usage: Usage) -> dict[str, Any]:
+    usage.sample()
+    return {
+        "steps": steps,
+        "wall_s": round(wall, 2),
+        "steps_per_s": round(steps / wall, 1),
+        "cpu_s_per_1k_steps": round(usage.since() / steps * 1000, 2),
+        "peak_rss_mb": round(usage.peak / 2**20, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--envs", type=int, default=4)
+    ap.add_argument("--games", nargs="*", default=["arena", "doom-basic"], choices=sorted(ENVS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    result: dict[str, Any] = {**run_header("train_speed"), "frame_skip": FRAME_SKIP, "rows": []}
+    bare = {"arena": bare_arena, "doom-basic": bare_doom}
+    for name in args.games:
+        for envs in sorted({1, args.envs}):
+            b = bare[name](envs, args.seconds, args.seed)
+            p = pipeline(name, envs, args.seconds, args.seed)
+            ratio = p["steps_per_s"] / b["steps_per_s"]
+            row = {"game": name, "envs": envs, "bare": b, "pipeline": p, "ratio": round(ratio, 3)}
+            result["rows"].append(row)
+            print(
+                f"{name:10s} {envs} env(s): bare {b['steps_per_s']:7.1f} steps/s, pipeline "
+                f"{p['steps_per_s']:6.1f} ({ratio:.2f}x); CPU s/1k steps {b['cpu_s_per_1k_steps']:.2f} "
+                f"vs {p['cpu_s_per_1k_steps']:.2f}; RSS {p['peak_rss_mb']:.0f} MB; balanced "
+                f"{p['balanced']}, out of order {p['out_of_order']}, stale {p['stale_steps']}",
+                flush=True,
+            )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
