@@ -15,7 +15,7 @@ period whatever the game did meanwhile.
 Each episode's return is the game's own (its log's ``score`` at the episode's last
 tic); only episodes that started after the agent took over and ended before it
 stopped count. Beside it: the same policy in lockstep on ``--episodes`` evaluation
-seeds (the game waits; same config as training).
+seeds (``--lockstep-episodes``; the game waits; same config as training).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -68,7 +69,9 @@ def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path)
     )  # fmt: skip
     env = None
     try:
-        line = game.stdout.readline() if game.stdout else ""
+        assert game.stdout is not None
+        started, _, _ = select.select([game.stdout], [], [], 60.0)  # never wait without a limit
+        line = game.stdout.readline() if started else "(nothing within 60 s)"
         if not line.startswith("ready"):
             msg = f"the game did not start: {line!r} {game.stderr.read() if game.stderr else ''}"
             raise RuntimeError(msg)
@@ -136,6 +139,7 @@ def main() -> None:
     ap.add_argument(
         "--timeout", type=float, default=300.0, help="stop the live run after this long"
     )
+    ap.add_argument("--lockstep-episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -146,13 +150,14 @@ def main() -> None:
         **run_header("live_replay"),
         "policy": str(args.policy),
         "live": live(policy, args.episodes, args.timeout, args.seed, workdir),
-        "lockstep": lockstep(policy, max(args.episodes, 20)),
+        "lockstep": lockstep(policy, args.lockstep_episodes),
     }
     lv, ls = result["live"], result["lockstep"]
     print(
         f"live (real time, screen path): {lv['episodes']} episodes, mean return "
         f"{lv['mean']}, returns {lv['returns']}, observation age p50 {lv['age_ms_p50']:.0f} ms; "
-        f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}"
+        f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}",
+        flush=True,
     )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

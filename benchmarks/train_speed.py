@@ -17,13 +17,14 @@ Reported per row: env steps/s, the ratio to the bare game (the issue's target is
 ≥ 0.5), CPU seconds per 1,000 steps (this process and its children: ViZDoom runs
 each game in a process of its own) and peak RSS, the ledger (balanced: every frame
 ended), observations out of order (a sub-env getting an older frame than it had)
-and stale steps (an observation from before the action). Rows alternate bare and
-pipeline, so both see the same machine.
+and stale steps (an observation from before the action), and each dataflow step's own
+Python time per frame. Rows alternate bare and pipeline, so both see the same machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -57,19 +58,15 @@ class Usage:
     def cpu(self) -> float:
         total = sum(self.me.cpu_times()[:2])
         for child in self.me.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # a game that just ended
                 total += sum(child.cpu_times()[:2])
-            except psutil.Error:
-                pass
         return total
 
     def sample(self) -> None:
         rss = self.me.memory_info().rss
         for child in self.me.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):
                 rss += child.memory_info().rss
-            except psutil.Error:
-                pass
         self.peak = max(self.peak, rss)
 
     def since(self) -> float:
@@ -169,6 +166,11 @@ def pipeline(name: str, envs: int, seconds: float, seed: int) -> dict[str, Any]:
     finally:
         venv.close()
     ledger = venv.pipeline.ledger.counts()  # stopped: every frame has ended
+    # Each step's own Python per frame (not the model's and encoder's pool threads).
+    stages = {
+        step: t["us_per_frame"]
+        for step, t in venv.pipeline.runtime.times.summary(ledger["captured"]).items()
+    }
     row.update(
         ledger=ledger,
         balanced=ledger.get("in_flight", 0) == 0
@@ -176,6 +178,7 @@ def pipeline(name: str, envs: int, seconds: float, seed: int) -> dict[str, Any]:
         == sum(ledger.get(k, 0) for k in ("processed", "duplicate", "cached", "dropped", "failed")),
         out_of_order=backwards,
         stale_steps=stale,
+        step_us_per_frame=stages,
     )
     return row
 

@@ -43,6 +43,7 @@ import numpy as np
 
 import flows.rl  # noqa: F401  (registers the env)
 from flows.config import load_config
+from flows.rl.env import TRAIN_SEEDS
 from flows.rl.policies import RandomPolicy, ScriptedPolicy
 from flows.rl.vec_env import VisionPipelineVecEnv
 from operators.observation import Observation
@@ -50,7 +51,7 @@ from operators.observation import Observation
 __all__ = ["ENVS", "EnvSpec", "evaluate", "main", "train"]
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-EVAL_SEED_BASE = 1_000_000_000
+EVAL_SEED_BASE = TRAIN_SEEDS
 """Evaluation episodes use seeds from here up; training episodes draw theirs below it."""
 
 
@@ -472,9 +473,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps({k: v for k, v in result.items() if k not in ("returns", "lengths")}))
         return
     seeds = args.seed_list if args.seed_list else list(range(args.seeds))
+    baselines = baselines_for(args.env, args.eval_episodes, args.envs)
+    print(
+        f"{args.env} baselines over {args.eval_episodes} evaluation episodes: random "
+        f"{baselines['random']['mean']:.2f} ± {baselines['random']['std']:.2f}, scripted "
+        f"{baselines['scripted']['mean']:.2f} ± {baselines['scripted']['std']:.2f}",
+        flush=True,
+    )
     for seed in seeds:
         run = train(
-            args.env, seed, args.minutes, args.envs, args.steps, args.eval_episodes, args.policies
+            args.env,
+            seed,
+            args.minutes,
+            args.envs,
+            args.steps,
+            args.eval_episodes,
+            args.policies,
+            baselines,
         )
         doc = merge(args.out, [run])  # after each seed, so a stopped run keeps what it did
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import ROOT
 
@@ -67,3 +71,72 @@ def test_the_vision_benchmark_reports_the_capture_side_of_each_row():
     assert row["capture_of_target"] == row["captured_fps_achieved"] / 30.0
     assert row["missed_ticks"] >= 0
     assert {"capture", "vision", "batch", "order", "sink"} <= set(row["dataflow_us_per_frame"])
+
+
+def test_the_train_speed_benchmark_compares_the_pipeline_with_the_bare_game(tmp_path):
+    out = tmp_path / "train_speed.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/train_speed.py",
+            "--seconds",
+            "1",
+            "--envs",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    result = json.loads(out.read_text())
+    assert [(r["game"], r["envs"]) for r in result["rows"]] == [
+        ("arena", 1),
+        ("arena", 2),
+        ("doom-basic", 1),
+        ("doom-basic", 2),
+    ]
+    for row in result["rows"]:
+        p, bare = row["pipeline"], row["bare"]
+        assert p["balanced"] and p["out_of_order"] == 0 and p["stale_steps"] == 0
+        assert p["steps"] > 0 and bare["steps"] > 0 and row["ratio"] > 0
+        assert p["cpu_s_per_1k_steps"] > 0 and p["peak_rss_mb"] > 0
+
+
+def test_the_live_replay_plays_a_saved_policy_in_real_time_and_in_lockstep(tmp_path):
+    """An untrained policy, saved as training saves one, played through the screen path on
+    Xvfb (the game in real time, keys by XTest) and in lockstep; returns from the game."""
+    import gymnasium as gym
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from flows.rl.sb3 import FramewaxExtractor
+    from flows.rl.spaces import action_space, observation_space
+
+    if shutil.which("Xvfb") is None:  # as the suite's other screen tests do
+        if os.environ.get("FRAMEWAX_REQUIRE_XVFB"):
+            pytest.fail("Xvfb is not installed (apt-get install xvfb); .ci/run installs it")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    obs_space = gym.spaces.Dict(
+        {
+            k: (gym.spaces.Box(0, 255, (3, 84, 84), "uint8") if k == "visual" else v)
+            for k, v in observation_space().items()
+        }
+    )
+    policy = MultiInputActorCriticPolicy(
+        obs_space, action_space(), lambda _: 0.0, features_extractor_class=FramewaxExtractor
+    )
+    path = tmp_path / "policy.pt"
+    policy.save(path)
+    out = tmp_path / "live.json"
+    subprocess.run(
+        [sys.executable, "benchmarks/live_replay.py", "--policy", str(path), "--episodes", "1",
+         "--lockstep-episodes", "2", "--timeout", "60", "--out", str(out)],
+        cwd=ROOT, check=True, timeout=240, capture_output=True,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    live, lock = result["live"], result["lockstep"]
+    assert live["episodes"] == 1 and live["steps"] > 0 and live["ledger"]["captured"] > 0
+    assert -400 <= live["returns"][0] <= 120  # basic: -1 a tic for 300 tics at worst, +101 a kill
+    assert lock["episodes"] == 2

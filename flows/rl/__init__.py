@@ -14,7 +14,10 @@ Importing this package registers ``framewax/VisionPipeline-v0`` with Gymnasium
 wait, observe); :mod:`.env` and :mod:`.vec_env` are the single and vector
 envs built on it; :mod:`.spaces` the observation and action spaces;
 :mod:`.rewards` the reward functions a config's ``[env] reward`` names;
-:mod:`.sb3` the Stable-Baselines3 adapter.
+:mod:`.sb3` the Stable-Baselines3 adapter and the features extractor a learned
+policy uses; :mod:`.policies` the baselines it is measured against (random, a
+scripted aimbot). With a lockstep source (``[capture.options] lockstep``) the
+game waits for the agent and every step observes the frame its action made.
 """
 
 from __future__ import annotations

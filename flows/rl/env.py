@@ -33,6 +33,8 @@ from operators.observation import Observation
 __all__ = ["ControlRate", "ObsDict", "StepResult", "VisionPipelineEnv", "arena_for_agent"]
 
 ObsDict = dict[str, np.ndarray]
+TRAIN_SEEDS = 1_000_000_000
+"""``reset()`` without a seed draws the game's seed below this."""
 StepResult = tuple[ObsDict, SupportsFloat, bool, bool, dict[str, Any]]
 
 
@@ -163,7 +165,9 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[ObsDict, dict[str, Any]]:
         super().reset(seed=seed)
-        arena_seed = seed if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        # Without a seed, the game's is drawn below TRAIN_SEEDS: seeds from there up are
+        # left to evaluation episodes (flows.train_ppo), so none is also a training one.
+        arena_seed = seed if seed is not None else int(self.np_random.integers(0, TRAIN_SEEDS))
         obs, min_seq = self.session.restart(arena_seed, self.cfg.env.start_timeout_s)
         self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
         self.rate.restart()

@@ -29,8 +29,7 @@ import numpy as np
 
 from operators.capture.base import (
     AgentControl,
-    LockstepWake,
-    Pacer,
+    GameStream,
     SourceBase,
     check_lockstep,
     check_rate,
@@ -377,61 +376,36 @@ ArenaControl = AgentControl
 game source takes)."""
 
 
-class _ArenaStream:
+class _ArenaStream(GameStream):
     def __init__(self, stream_id: str, src: ArenaSource, index: int) -> None:
-        self.stream_id = stream_id
+        control = src.controls.get(stream_id) if src.controls else None
+        super().__init__(stream_id, control, src.lockstep, src.fps, src.clock)
         self.src = src
         self.seed = src.seed + index
         self.arena = Arena(seed=self.seed, **src.arena_kwargs)
         self.autopilot = Autopilot(self.seed) if src.autopilot else None
-        self.control = src.controls.get(stream_id) if src.controls else None
-        self.pacer = Pacer(src.fps, src.clock)
-        self.lockstep = (
-            LockstepWake(self.control, src.clock)
-            if src.lockstep and self.control is not None
-            else None
-        )
-        self.seq = 0
 
     def next_frames(self) -> list[Frame]:
         if 0 < self.src.frames <= self.seq:
             raise StopIteration
-        ticket = 0
-        if self.lockstep is not None and self.control is not None:
-            # The game waits for its agent: a frame per request, frame_skip ticks later.
-            asked = self.control.take_new()
-            if asked is None:
-                return []
-            action, reset, seed, ticket = asked
-            if reset:
-                self.arena.reset(seed)
-            else:
-                for _ in range(self.src.frame_skip):
-                    self.arena.step(action)
-        elif not self.pacer.due():
+        asked = self.asked()
+        if asked is None:
             return []
-        elif self.control is not None:
-            action, reset, seed, ticket = self.control.take()
-            if reset:
-                self.arena.reset(seed)
-                if seed is not None and self.autopilot is not None:
-                    self.autopilot = Autopilot(seed)
-            else:
+        action, reset, seed, ticket = asked
+        if reset:
+            self.arena.reset(seed)
+            if seed is not None and self.autopilot is not None:
+                self.autopilot = Autopilot(seed)
+        elif self.lockstep:  # a frame per request, frame_skip ticks after it
+            for _ in range(self.src.frame_skip):
                 self.arena.step(action)
+        elif self.control is None and self.autopilot is not None:
+            self.arena.step(self.autopilot.act(self.arena))
         else:
-            self.arena.step(self.autopilot.act(self.arena) if self.autopilot else None)
+            self.arena.step(action)
         image = self.arena.render()
-        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), image, self.arena.truth())
-        if self.control is not None:
-            self.control.applied(ticket, self.seq)
-        self.seq += 1
-        self.src.missed[self.stream_id] = self.pacer.missed
-        return [frame]
-
-    def next_wake(self) -> float | None:
-        if self.lockstep is not None:
-            return self.lockstep.next_wake()
-        return self.pacer.next_wake()
+        frame = Frame(self.stream_id, self.seq, self.clock.now(), image, self.arena.truth())
+        return self.made(frame, ticket, self.src.missed)
 
     def close(self) -> None:
         return None

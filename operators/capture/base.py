@@ -27,6 +27,7 @@ __all__ = [
     "AgentControl",
     "CaptureStage",
     "FrameStream",
+    "GameStream",
     "LockstepWake",
     "Pacer",
     "SourceBase",
@@ -231,6 +232,57 @@ class LockstepWake:
         mono = time.monotonic() if monotonic is None else monotonic
         active = mono - self.control.asked_at < self.active_s
         return now + (self.busy_s if active else self.idle_s)
+
+
+Asked = tuple[tuple[int, ...] | None, bool, int | None, int]
+"""``(action, reset?, reset_seed, ticket)``: what an agent asked of a game."""
+
+
+class GameStream:
+    """What the game sources' streams share: a game an agent may drive, paced in real
+    time (``fps``, the agent's last action held) or in lockstep (a frame per request).
+
+    A subclass calls :meth:`asked` for what to do now (``None``: no frame now), makes
+    its frame, and hands it to :meth:`made`.
+    """
+
+    def __init__(
+        self, stream_id: str, control: AgentControl | None, lockstep: bool, fps: float, clock: Clock
+    ) -> None:
+        self.stream_id = stream_id
+        self.control = control
+        self.wake = LockstepWake(control, clock) if lockstep and control is not None else None
+        self.pacer = Pacer(fps, clock)
+        self.clock = clock
+        self.seq = 0
+
+    @property
+    def lockstep(self) -> bool:
+        return self.wake is not None
+
+    def asked(self) -> Asked | None:
+        """In lockstep, the request not yet applied (``None``: the game waits); in real
+        time, at each tick, the newest request (all zeros with no agent)."""
+        if self.wake is not None and self.control is not None:
+            return self.control.take_new()
+        if not self.pacer.due():
+            return None
+        if self.control is not None:
+            return self.control.take()
+        return (None, False, None, 0)
+
+    def made(self, frame: Frame, ticket: int, missed: dict[str, int]) -> list[Frame]:
+        """The frame drawn for request ``ticket``: recorded for the agent's wait."""
+        if self.control is not None:
+            self.control.applied(ticket, frame.seq)
+        self.seq = frame.seq + 1
+        missed[self.stream_id] = self.pacer.missed
+        return [frame]
+
+    def next_wake(self) -> float | None:
+        if self.wake is not None:
+            return self.wake.next_wake()
+        return self.pacer.next_wake()
 
 
 class SourceBase:

@@ -34,8 +34,7 @@ import numpy as np
 
 from operators.capture.base import (
     AgentControl,
-    LockstepWake,
-    Pacer,
+    GameStream,
     SourceBase,
     check_lockstep,
     check_rate,
@@ -372,19 +371,12 @@ def monster_boxes(state: Any, width: int, height: int) -> tuple[Detection, ...]:
     return tuple(sorted(out, key=lambda d: (d.x0, d.y0)))
 
 
-class _DoomStream:
+class _DoomStream(GameStream):
     def __init__(self, stream_id: str, src: DoomSource, index: int) -> None:
-        self.stream_id = stream_id
+        control = src.controls.get(stream_id) if src.controls else None
+        super().__init__(stream_id, control, src.lockstep, src.fps, src.clock)
         self.src = src
         self.seed = src.seed + index
-        self.control = src.controls.get(stream_id) if src.controls else None
-        self.lockstep = (
-            LockstepWake(self.control, src.clock)
-            if src.lockstep and self.control is not None
-            else None
-        )
-        self.pacer = Pacer(src.fps, src.clock)
-        self.seq = 0
         self.game = src.settings.make()
         vzd = _vizdoom()
         self.game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
@@ -403,11 +395,11 @@ class _DoomStream:
             self.game.set_seed(int(seed))
         self.game.new_episode()
 
-    def _act(self, action: tuple[int, ...] | None) -> str | None:
-        """One action held for ``frame_skip`` tics; how the episode ended, if it did."""
+    def _act(self, action: tuple[int, ...] | None, tics: int) -> str | None:
+        """One action held for ``tics``; how the episode ended, if it did."""
         if self.game.is_episode_finished():
             self._new_episode(None)  # acting on after an episode's end starts the next
-        self.game.make_action(doom_buttons(action), self.src.frame_skip)
+        self.game.make_action(doom_buttons(action), tics)
         if not self.game.is_episode_finished():
             return None
         return "truncated" if self.game.is_episode_timeout_reached() else "terminated"
@@ -423,9 +415,7 @@ class _DoomStream:
             score=float(self.game.get_total_reward()),
             episode_end=ended,
         )
-        frame = Frame(self.stream_id, self.seq, self.src.clock.now(), self.image, truth)
-        self.seq += 1
-        return frame
+        return Frame(self.stream_id, self.seq, self.clock.now(), self.image, truth)
 
     def _read_state(self) -> None:
         state = self.game.get_state()
@@ -439,37 +429,16 @@ class _DoomStream:
     def next_frames(self) -> list[Frame]:
         if 0 < self.src.frames <= self.seq:
             raise StopIteration
-        ticket = 0
-        ended: str | None = None
-        if self.lockstep is not None and self.control is not None:
-            asked = self.control.take_new()
-            if asked is None:
-                return []
-            action, reset, seed, ticket = asked
-            if reset:
-                self._new_episode(seed)
-            else:
-                ended = self._act(action)
-        elif not self.pacer.due():
+        asked = self.asked()
+        if asked is None:
             return []
-        else:  # real time: the game runs at fps, the agent's last action held
-            action, reset, seed = None, False, None
-            if self.control is not None:
-                action, reset, seed, ticket = self.control.take()
-            if reset:
-                self._new_episode(seed)
-            else:
-                ended = self._act(action)
-        frame = self._frame(ended)
-        if self.control is not None:
-            self.control.applied(ticket, frame.seq)
-        self.src.missed[self.stream_id] = self.pacer.missed
-        return [frame]
-
-    def next_wake(self) -> float | None:
-        if self.lockstep is not None:
-            return self.lockstep.next_wake()
-        return self.pacer.next_wake()
+        action, reset, seed, ticket = asked
+        ended: str | None = None
+        if reset:
+            self._new_episode(seed)
+        else:  # lockstep: frame_skip tics a request; real time: a tic a frame at fps
+            ended = self._act(action, self.src.frame_skip if self.lockstep else 1)
+        return self.made(self._frame(ended), ticket, self.src.missed)
 
     def close(self) -> None:
         self.game.close()
@@ -479,9 +448,9 @@ class DoomSource(SourceBase):
     """Freedoom through ViZDoom, in-process: one game per stream, no window, no display.
 
     ``lockstep`` (the default; for training and evaluation): the game waits for its
-    agent and advances ``frame_skip`` tics per action. Otherwise it runs at ``fps``
-    frames a second with the agent's last action held (a stream with no agent plays
-    no-ops). Actions map to :data:`BUTTONS` (:func:`doom_buttons`). Every frame's
+    agent and advances ``frame_skip`` tics per action. Otherwise it runs a tic a frame
+    at ``fps`` (35: the game's own speed) with the agent's last action held (a stream
+    with no agent plays no-ops). Actions map to :data:`BUTTONS` (:func:`doom_buttons`). Every frame's
     ground truth has the HUD numbers, the game's score (``env.reward = "game"`` pays
     it), the episode's end, and the monsters' boxes when ``labels`` is on.
     ``scenario``, ``wad``, ``resolution``, ``hud``, ``skill`` and ``episode_timeout``

@@ -3,7 +3,6 @@ action made, through the real dataflow (real Bytewax, the local model, the encod
 
 import time
 
-import numpy as np
 import pytest
 
 from flows.config import load_config
@@ -92,8 +91,8 @@ def test_a_vector_env_steps_every_game_once_per_step():
 
 
 def test_lockstep_options_are_checked():
-    from operators.errors import ConfigError
     from flows.registry import build
+    from operators.errors import ConfigError
 
     with pytest.raises(ConfigError, match="frame_skip"):
         build("capture.source", "arena", {"lockstep": True, "frame_skip": 0})
