@@ -220,18 +220,17 @@ class StreamSession:
         ended, as an observation or a ledger record), or one captured after the input."""
         p = self.running()
         left = max(deadline - time.monotonic(), 0.0)
-        if sent.control is not None and sent.control.lockstep:
-            # The game made one frame for this action; it ends as an observation or as a
-            # ledger record (dropped, failed), never silently, so wait for that.
+        if sent.control is not None:
             applied = sent.control.wait_applied(sent.ticket, left)
             if applied is not None:
                 sent.action_seq = applied
-                p.store.wait_ended(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
-        elif sent.control is not None:
-            applied = sent.control.wait_applied(sent.ticket, left)
-            if applied is not None:
-                sent.action_seq = applied
-                p.store.wait_for(self.stream_id, applied, max(deadline - time.monotonic(), 0.0))
+                left = max(deadline - time.monotonic(), 0.0)
+                if sent.control.lockstep:
+                    # The game made one frame for this action; it ends as an observation
+                    # or as a ledger record (dropped, failed), never silently: wait for that.
+                    p.store.wait_ended(self.stream_id, applied, left)
+                else:
+                    p.store.wait_for(self.stream_id, applied, left)
         elif sent.result.acted:
             p.store.wait_for(self.stream_id, 0, left, captured_after=sent.result.at)
 

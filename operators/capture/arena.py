@@ -27,17 +27,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from operators.capture.base import (
-    AgentControl,
-    GameStream,
-    SourceBase,
-    check_lockstep,
-    check_rate,
-)
+from operators.capture.base import AgentControl, GameSource, GameStream
 from operators.clock import SYSTEM_CLOCK, Clock
 from operators.frame import Frame
 from operators.hud import ARENA_HUD_REGIONS
-from operators.options import at_least
 from operators.reading import Detection, Scene
 from operators.truth import GroundTruth
 
@@ -377,17 +370,14 @@ game source takes)."""
 
 
 class _ArenaStream(GameStream):
+    src: ArenaSource
+
     def __init__(self, stream_id: str, src: ArenaSource, index: int) -> None:
-        control = src.controls.get(stream_id) if src.controls else None
-        super().__init__(stream_id, control, src.lockstep, src.fps, src.clock)
-        self.src = src
-        self.seed = src.seed + index
+        super().__init__(stream_id, src, index)
         self.arena = Arena(seed=self.seed, **src.arena_kwargs)
         self.autopilot = Autopilot(self.seed) if src.autopilot else None
 
     def next_frames(self) -> list[Frame]:
-        if 0 < self.src.frames <= self.seq:
-            raise StopIteration
         asked = self.asked()
         if asked is None:
             return []
@@ -405,13 +395,13 @@ class _ArenaStream(GameStream):
             self.arena.step(action)
         image = self.arena.render()
         frame = Frame(self.stream_id, self.seq, self.clock.now(), image, self.arena.truth())
-        return self.made(frame, ticket, self.src.missed)
+        return self.made(frame, ticket)
 
     def close(self) -> None:
         return None
 
 
-class ArenaSource(SourceBase):
+class ArenaSource(GameSource):
     """The built-in arena simulator, one partition (and stream) per game instance.
 
     Emits :class:`Frame` items with ground truth. ``frames`` is the budget per
@@ -442,16 +432,17 @@ class ArenaSource(SourceBase):
         controls: dict[str, AgentControl] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__()
-        at_least("capture.options.streams", streams, 1)
-        check_rate(fps, frames)
-        check_lockstep(lockstep, frame_skip)
-        self.lockstep = lockstep
-        self.frame_skip = frame_skip
-        self.ids = [f"arena-{i}" for i in range(int(streams))]
-        self.frames = frames
-        self.fps = float(fps)
-        self.seed = seed
+        super().__init__(
+            "arena",
+            streams=streams,
+            frames=frames,
+            fps=fps,
+            seed=seed,
+            lockstep=lockstep,
+            frame_skip=frame_skip,
+            controls=controls,
+            clock=clock,
+        )
         self.arena_kwargs: dict[str, Any] = {
             "width": width,
             "height": height,
@@ -460,14 +451,6 @@ class ArenaSource(SourceBase):
         }
         Arena(**self.arena_kwargs)  # validate sizes now, at build time
         self.autopilot = autopilot
-        self.controls = controls
-        if controls is not None:  # an agent drives these streams
-            for sid in self.ids:
-                controls.setdefault(sid, AgentControl())
-        self.clock = clock
 
-    def stream_ids(self) -> list[str]:
-        return list(self.ids)
-
-    def open(self, stream_id: str) -> _ArenaStream:
-        return _ArenaStream(stream_id, self, self.ids.index(stream_id))
+    def stream(self, stream_id: str, index: int) -> _ArenaStream:
+        return _ArenaStream(stream_id, self, index)

@@ -27,6 +27,7 @@ __all__ = [
     "AgentControl",
     "CaptureStage",
     "FrameStream",
+    "GameSource",
     "GameStream",
     "LockstepWake",
     "Pacer",
@@ -246,14 +247,17 @@ class GameStream:
     its frame, and hands it to :meth:`made`.
     """
 
-    def __init__(
-        self, stream_id: str, control: AgentControl | None, lockstep: bool, fps: float, clock: Clock
-    ) -> None:
+    def __init__(self, stream_id: str, src: GameSource, index: int) -> None:
         self.stream_id = stream_id
-        self.control = control
-        self.wake = LockstepWake(control, clock) if lockstep and control is not None else None
-        self.pacer = Pacer(fps, clock)
-        self.clock = clock
+        self.src = src
+        self.seed = src.seed + index
+        self.control = src.controls.get(stream_id) if src.controls else None
+        control = self.control
+        self.wake = (
+            LockstepWake(control, src.clock) if src.lockstep and control is not None else None
+        )
+        self.pacer = Pacer(src.fps, src.clock)
+        self.clock = src.clock
         self.seq = 0
 
     @property
@@ -262,7 +266,10 @@ class GameStream:
 
     def asked(self) -> Asked | None:
         """In lockstep, the request not yet applied (``None``: the game waits); in real
-        time, at each tick, the newest request (all zeros with no agent)."""
+        time, at each tick, the newest request (all zeros with no agent).
+        ``StopIteration`` once the stream's frame budget is spent."""
+        if 0 < self.src.frames <= self.seq:
+            raise StopIteration
         if self.wake is not None and self.control is not None:
             return self.control.take_new()
         if not self.pacer.due():
@@ -271,12 +278,12 @@ class GameStream:
             return self.control.take()
         return (None, False, None, 0)
 
-    def made(self, frame: Frame, ticket: int, missed: dict[str, int]) -> list[Frame]:
+    def made(self, frame: Frame, ticket: int) -> list[Frame]:
         """The frame drawn for request ``ticket``: recorded for the agent's wait."""
         if self.control is not None:
             self.control.applied(ticket, frame.seq)
         self.seq = frame.seq + 1
-        missed[self.stream_id] = self.pacer.missed
+        self.src.missed[self.stream_id] = self.pacer.missed
         return [frame]
 
     def next_wake(self) -> float | None:
@@ -327,6 +334,52 @@ def check_frames(frames: Any) -> None:
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 0:
         msg = f"capture.options.frames = {frames!r} is not allowed; expected an integer >= 0 (0: until stopped)"
         raise ConfigError(msg)
+
+
+class GameSource(SourceBase):
+    """What the game sources share (the arena, Doom): one game per stream, named
+    ``<prefix>-<i>``; a frame budget per stream; real time at ``fps`` or ``lockstep``
+    with ``frame_skip`` tics an action; an :class:`AgentControl` per stream in
+    ``controls`` when an agent drives them. A subclass makes its streams in
+    :meth:`stream`."""
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        streams: int,
+        frames: int,
+        fps: float,
+        seed: int,
+        lockstep: bool,
+        frame_skip: int,
+        controls: dict[str, AgentControl] | None,
+        clock: Clock,
+    ) -> None:
+        super().__init__()
+        at_least("capture.options.streams", streams, 1)
+        check_rate(fps, frames)
+        check_lockstep(lockstep, frame_skip)
+        self.ids = [f"{prefix}-{i}" for i in range(int(streams))]
+        self.frames = frames
+        self.fps = float(fps)
+        self.seed = seed
+        self.lockstep = lockstep
+        self.frame_skip = frame_skip
+        self.controls = controls
+        if controls is not None:  # an agent drives these streams
+            for sid in self.ids:
+                controls.setdefault(sid, AgentControl())
+        self.clock = clock
+
+    def stream_ids(self) -> list[str]:
+        return list(self.ids)
+
+    def open(self, stream_id: str) -> GameStream:
+        return self.stream(stream_id, self.ids.index(stream_id))
+
+    def stream(self, stream_id: str, index: int) -> GameStream:
+        raise NotImplementedError
 
 
 def check_lockstep(lockstep: Any, frame_skip: Any) -> None:

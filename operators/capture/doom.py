@@ -32,17 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from operators.capture.base import (
-    AgentControl,
-    GameStream,
-    SourceBase,
-    check_lockstep,
-    check_rate,
-)
+from operators.capture.base import AgentControl, GameSource, GameStream
 from operators.clock import SYSTEM_CLOCK, Clock
 from operators.errors import ConfigError
 from operators.frame import Frame
-from operators.options import at_least
 from operators.reading import Detection, Scene
 from operators.truth import GroundTruth
 
@@ -372,11 +365,10 @@ def monster_boxes(state: Any, width: int, height: int) -> tuple[Detection, ...]:
 
 
 class _DoomStream(GameStream):
+    src: DoomSource
+
     def __init__(self, stream_id: str, src: DoomSource, index: int) -> None:
-        control = src.controls.get(stream_id) if src.controls else None
-        super().__init__(stream_id, control, src.lockstep, src.fps, src.clock)
-        self.src = src
-        self.seed = src.seed + index
+        super().__init__(stream_id, src, index)
         self.game = src.settings.make()
         vzd = _vizdoom()
         self.game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
@@ -427,8 +419,6 @@ class _DoomStream(GameStream):
         self.monsters = monster_boxes(state, self.width, self.height) if self.src.labels else None
 
     def next_frames(self) -> list[Frame]:
-        if 0 < self.src.frames <= self.seq:
-            raise StopIteration
         asked = self.asked()
         if asked is None:
             return []
@@ -438,13 +428,13 @@ class _DoomStream(GameStream):
             self._new_episode(seed)
         else:  # lockstep: frame_skip tics a request; real time: a tic a frame at fps
             ended = self._act(action, self.src.frame_skip if self.lockstep else 1)
-        return self.made(self._frame(ended), ticket, self.src.missed)
+        return self.made(self._frame(ended), ticket)
 
     def close(self) -> None:
         self.game.close()
 
 
-class DoomSource(SourceBase):
+class DoomSource(GameSource):
     """Freedoom through ViZDoom, in-process: one game per stream, no window, no display.
 
     ``lockstep`` (the default; for training and evaluation): the game waits for its
@@ -476,10 +466,17 @@ class DoomSource(SourceBase):
         controls: dict[str, AgentControl] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__()
-        at_least("capture.options.streams", streams, 1)
-        check_rate(fps, frames)
-        check_lockstep(lockstep, frame_skip)
+        super().__init__(
+            "doom",
+            streams=streams,
+            frames=frames,
+            fps=fps,
+            seed=int(seed),
+            lockstep=lockstep,
+            frame_skip=frame_skip,
+            controls=controls,
+            clock=clock,
+        )
         self.settings = DoomSettings(
             scenario=scenario,
             wad=wad,
@@ -493,21 +490,7 @@ class DoomSource(SourceBase):
         )
         scenario_path(scenario)  # fail now, naming the scenario
         wad_path(wad)
-        self.ids = [f"doom-{i}" for i in range(int(streams))]
-        self.frames = frames
-        self.fps = float(fps)
-        self.seed = int(seed)
-        self.lockstep = lockstep
-        self.frame_skip = frame_skip
         self.labels = bool(labels)
-        self.controls = controls
-        if controls is not None:
-            for sid in self.ids:
-                controls.setdefault(sid, AgentControl())
-        self.clock = clock
 
-    def stream_ids(self) -> list[str]:
-        return list(self.ids)
-
-    def open(self, stream_id: str) -> _DoomStream:
-        return _DoomStream(stream_id, self, self.ids.index(stream_id))
+    def stream(self, stream_id: str, index: int) -> _DoomStream:
+        return _DoomStream(stream_id, self, index)
