@@ -36,7 +36,8 @@ def default_reward(prev: Observation | None, obs: Observation) -> tuple[float, b
 
 
 def game_reward(prev: Observation | None, obs: Observation) -> tuple[float, bool]:
-    """The game's own reward, for games that keep a score (ViZDoom's scenarios): the
+    """The game's own reward, for games that keep a score (ViZDoom's scenarios, the
+    arena's :attr:`~operators.capture.arena.Arena.score`): the
     change of ``truth.score`` since the previous observation, so a frame that never
     reached the agent (failed, dropped) loses no reward; the episode terminates when
     the game ends it.
@@ -48,7 +49,7 @@ def game_reward(prev: Observation | None, obs: Observation) -> tuple[float, bool
     if truth is None or truth.score is None:
         msg = (
             "env.reward = 'game' needs a source that reports the game's score "
-            "(capture.source = 'doom'); use the 'default' reward for other sources"
+            "(capture.source = 'doom' or 'arena'); use the 'default' reward for other sources"
         )
         raise ValueError(msg)
     before = 0.0

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import cv2
 import numpy as np
 
 from operators.errors import ConfigError, EncodeError
@@ -56,7 +57,10 @@ class Encoder:
 
     ``encode(images)`` returns ``(visual, embedding)``: ``(N, 84, 84, 3)``
     uint8 and ``(N, D)`` float32 numpy arrays, one row per input, in order.
-    Resizing and normalising happen on the device. ``network`` is a
+    Frames are area-resized to 84x84 (on a CUDA device by torch; on the CPU by
+    OpenCV) and rounded to the uint8 ``visual``, which the network sees scaled to
+    0..1. The two resizers weigh the pixels straddling a window's edge differently, so a
+    frame's visual may differ by a few levels between them. ``network`` is a
     ``"module:attr"`` factory returning a ``torch.nn.Module`` that maps
     ``(N, 3, 84, 84)`` floats in 0..1 to ``(N, D)``; ``weights`` an optional
     ``state_dict`` file for it.
@@ -176,37 +180,48 @@ class Encoder:
             raise EncodeError("empty", msg)
         self._load()
         torch = _torch()
-        F = torch.nn.functional
         dev, cuda = self._device, self._device.type == "cuda"
         with torch.inference_mode():
-            # Group frames by shape: one resize call per shape, one network call per batch.
-            groups: dict[tuple[int, ...], list[int]] = {}
-            for i, img in enumerate(images):
-                groups.setdefault(img.shape, []).append(i)
-            resized = [None] * len(images)
-            for idxs in groups.values():
-                if cuda:
-                    # One copy of the whole group from pinned memory, one resize kernel.
-                    x = self._staged([images[i] for i in idxs]).to(dev, non_blocking=True)
-                    self._copied.record()  # the staging buffer is free once this is done
-                    x = F.interpolate(
-                        x.permute(0, 3, 1, 2).float(), size=(OBS_SIZE, OBS_SIZE), mode="area"
-                    )
-                    for j, i in enumerate(idxs):
-                        resized[i] = x[j]
-                else:
-                    # Frame by frame: a float copy of one frame stays in cache, a whole
-                    # batch of 720p floats does not (measured 3.6 vs 6 ms a frame). Same
-                    # arithmetic as the CUDA path, so the outputs agree.
-                    for i in idxs:
-                        x = torch.from_numpy(images[i]).permute(2, 0, 1).unsqueeze(0).float()
-                        resized[i] = F.interpolate(x, size=(OBS_SIZE, OBS_SIZE), mode="area")[0]
-            batch = torch.stack(resized)  # (N, 3, 84, 84) float 0..255
-            visual = batch.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            if cuda:
+                visual, batch = self._resize_cuda(images)
+            else:
+                visual, batch = self._resize_cpu(images)
             with torch.autocast(dev.type, enabled=cuda and self.autocast):
-                emb = self._model(batch / 255.0)
+                emb = self._model(batch)
             emb = emb.float()
             if emb.ndim != 2 or emb.shape[0] != len(images):
                 msg = f"network returned shape {tuple(emb.shape)} for {len(images)} frames; expected (N, D)"
                 raise EncodeError("shape", msg)
-            return visual.cpu().numpy(), emb.cpu().numpy()
+            return visual, emb.cpu().numpy()
+
+    def _resize_cpu(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, Any]:
+        """OpenCV's area resize, frame by frame (it releases the GIL and writes uint8:
+        a tenth of torch's float round trip on a 320x240 frame); the network sees the
+        rounded picture the env gets."""
+        torch = _torch()
+        visual = np.empty((len(images), OBS_SIZE, OBS_SIZE, 3), np.uint8)
+        for i, img in enumerate(images):
+            visual[i] = cv2.resize(img, (OBS_SIZE, OBS_SIZE), interpolation=cv2.INTER_AREA)
+        batch = torch.from_numpy(visual).permute(0, 3, 1, 2).float().div_(255.0)
+        return visual, batch
+
+    def _resize_cuda(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, Any]:
+        """Area resize on the device: one copy from pinned memory and one resize kernel
+        per frame shape."""
+        torch = _torch()
+        F = torch.nn.functional
+        dev = self._device
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(img.shape, []).append(i)
+        resized: list[Any] = [None] * len(images)
+        for idxs in groups.values():
+            x = self._staged([images[i] for i in idxs]).to(dev, non_blocking=True)
+            self._copied.record()  # the staging buffer is free once this is done
+            x = F.interpolate(x.permute(0, 3, 1, 2).float(), size=(OBS_SIZE, OBS_SIZE), mode="area")
+            for j, i in enumerate(idxs):
+                resized[i] = x[j]
+        # Round once, as the CPU path does: the network sees the picture the env gets.
+        visual = torch.stack(resized).round().clamp(0, 255).to(torch.uint8)
+        batch = visual.float().div_(255.0)
+        return visual.permute(0, 2, 3, 1).cpu().numpy(), batch

@@ -39,6 +39,7 @@ __all__ = ["ARENA_HUD_REGIONS", "Arena", "ArenaControl", "ArenaSource", "Autopil
 
 ENEMY_RGB = (220, 30, 30)
 _FIRE_PERIOD = 6
+_HIT_DAMAGE = 34
 _DEATH_FRAMES = 45
 _ARENA_HALF = 20.0
 _FLOOR_LIGHT = np.array([150, 130, 95], np.float32)
@@ -100,6 +101,8 @@ class Arena:
         self.dead_for = 0
         self.frame_no = 0
         self.kills = 0
+        self.dealt = 0  # health taken from enemies, and by them from the player
+        self.taken = 0
         self._fire_cool = 0
         self._prev_cmd = 0
         self.enemies = [self._spawn_enemy() for _ in range(self.n_enemies)]
@@ -207,7 +210,8 @@ class Arena:
         cx, cy = self.width // 2, self.height // 2
         for _, e, (x0, y0, x1, y1) in reversed(self._enemy_boxes()):
             if x0 <= cx <= x1 and y0 <= cy <= y1:
-                e.hp -= 34
+                e.hp -= _HIT_DAMAGE
+                self.dealt += _HIT_DAMAGE
                 if e.hp <= 0:
                     self.kills += 1
                     self.money = min(self.money + 300, 16000)
@@ -222,6 +226,7 @@ class Arena:
                     absorbed = min(self.armor, dmg // 2)
                     self.armor -= absorbed
                     dmg -= absorbed
+                self.taken += min(dmg, self.health)
                 self.health = max(self.health - dmg, 0)
                 if self.health == 0:
                     self.dead_for = _DEATH_FRAMES
@@ -241,7 +246,14 @@ class Arena:
             money=self.money,
             scene=Scene.DEATH if self.dead else Scene.GAMEPLAY,
             enemies=() if self.dead else dets,
+            score=self.score,
         )
+
+    @property
+    def score(self) -> float:
+        """The arena's own running score, a scenario reward like ViZDoom's: +1 a kill,
+        and the health dealt minus the health taken, per 100 (a hit is +0.34)."""
+        return self.kills + (self.dealt - self.taken) / 100.0
 
     def render(self) -> np.ndarray:
         """Draw the current state: ``(H, W, 3)`` uint8 RGB."""

@@ -380,6 +380,7 @@ class _DoomStream(GameStream):
         self.image = np.zeros((self.height, self.width, 3), np.uint8)
         self.vars: dict[str, float] = {}
         self.monsters: tuple[Detection, ...] | None = None
+        self._var_names: list[str] | None = None
         self._read_state()
 
     def _new_episode(self, seed: int | None) -> None:
@@ -414,8 +415,14 @@ class _DoomStream(GameStream):
         if state is None:  # between episodes: keep the last picture
             return
         self.image = np.array(state.screen_buffer, copy=True)  # RGB24: (H, W, 3)
-        names = [str(v).split(".")[-1] for v in self.game.get_available_game_variables()]
-        self.vars = dict(zip(names, (float(x) for x in state.game_variables), strict=False))
+        if self._var_names is None:  # fixed once the game is up; str() of each is slow
+            self._var_names = [
+                str(v).split(".")[-1] for v in self.game.get_available_game_variables()
+            ]
+        values = state.game_variables
+        self.vars = dict(
+            zip(self._var_names, [] if values is None else values.tolist(), strict=False)
+        )
         self.monsters = monster_boxes(state, self.width, self.height) if self.src.labels else None
 
     def next_frames(self) -> list[Frame]:
