@@ -7,7 +7,7 @@ command)``, as the arena reads it:
 - ``turn``: 0 none, 1 / 2 a small step left / right, 3 / 4 a big one
   (relative mouse motion, ``turn_px`` pixels per step; or, for a game that turns
   by keys, such as Doom, the ``turn_left`` / ``turn_right`` keys held while the
-  action turns);
+  action turns, with ``turn_fast`` for a big one);
 - ``pitch``: an absolute level 0..9 (relative mouse motion of ``pitch_px``
   pixels per level changed);
 - ``command``: 0 none, then ``fire``, ``reload``, ``strafe_left``,
@@ -41,6 +41,7 @@ __all__ = [
     "COMMANDS",
     "MOVES",
     "TURNS",
+    "TURN_FAST",
     "ActResult",
     "ActionExecutor",
     "InputDevice",
@@ -66,6 +67,10 @@ MOVES: tuple[str, ...] = ("forward", "back")
 TURNS: tuple[str, ...] = ("turn_left", "turn_right")
 """Keys a game may turn by instead of the mouse: turn 1 and 3 hold ``turn_left``, 2 and 4
 ``turn_right`` (where the keymap names them; else the mouse moves by ``turn_px``)."""
+TURN_FAST = "turn_fast"
+"""A key held with the turn key for a big turn (3, 4) in a game that turns by keys
+(Doom's run key: the turn is twice as fast), as :func:`operators.capture.doom.doom_buttons`
+holds ``SPEED`` in lockstep."""
 
 
 class Kind(str, Enum):
@@ -146,7 +151,7 @@ class Keymap:
     """Vertical mouse motion per pitch level changed, pixels (positive: down)."""
 
     def __post_init__(self) -> None:
-        names = (*MOVES, *TURNS, *COMMANDS)
+        names = (*MOVES, *TURNS, TURN_FAST, *COMMANDS)
         # "" unsets a default: that move or command sends nothing
         object.__setattr__(self, "keys", {k: v for k, v in self.keys.items() if v != ""})
         for name, key in self.keys.items():
@@ -257,6 +262,8 @@ class ActionExecutor:
             turn_by_key = turn_key in km.keys
             if turn_by_key:
                 want.add(km.keys[turn_key])
+                if turn in (3, 4) and TURN_FAST in km.keys:
+                    want.add(km.keys[TURN_FAST])
             name = COMMANDS[command - 1] if 1 <= command <= len(COMMANDS) else None
             key = km.keys.get(name) if name else None
             kind = km.kind(name) if name else None

@@ -146,3 +146,20 @@ def test_a_game_that_turns_by_keys_holds_them_and_moves_no_mouse():
     ex.release_all()
     assert dev.events == [("release", "Right")]
     assert "buy" not in ex.keymap.keys
+
+
+def test_a_big_turn_by_keys_holds_the_turn_fast_key_with_the_turn_key():
+    from operators.actions.executor import ActionExecutor, Keymap, RecordingDevice
+    from operators.testing import FakeClock
+
+    keys = {"turn_left": "Left", "turn_right": "Right", "turn_fast": "Shift_L"}
+    dev = RecordingDevice()
+    ex = ActionExecutor(dev, Keymap(keys={**Keymap().keys, **keys}), clock=FakeClock())
+    ex.act((0, 3, 0, 0))  # big left: as Doom in lockstep holds SPEED with TURN_LEFT
+    assert sorted(dev.events) == [("press", "Left"), ("press", "Shift_L")]
+    dev.events.clear()
+    ex.act((0, 1, 0, 0))  # small left: the run key comes up, the turn key stays down
+    assert dev.events == [("release", "Shift_L")]
+    dev.events.clear()
+    ex.release_all()
+    assert dev.events == [("release", "Left")]

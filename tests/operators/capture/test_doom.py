@@ -104,6 +104,7 @@ def test_the_buttons_are_the_keys_the_live_preset_presses():
         "back",
         "turn_left",
         "turn_right",
+        "turn_fast",
         "fire",
         "strafe_left",
         "strafe_right",
