@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from operators.capture.doom import BUTTONS, HUD_MODES, DoomSettings, _vizdoom, game_vars
+from operators.capture.doom import BUTTONS, HUD_MODES, DoomSettings, game_vars, vizdoom_module
 from operators.errors import ConfigError
 from operators.x11 import focus_window
 
@@ -52,7 +52,7 @@ def run(
     game = settings.make()
     # Every scenario takes the same keys (a scenario's own list would leave the others
     # dead in spectator mode: basic lists only strafing and fire), as in lockstep.
-    vzd = _vizdoom()
+    vzd = vizdoom_module()
     game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
     game.init()
     out = log.open("w", encoding="utf-8") if log is not None else None

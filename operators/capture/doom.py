@@ -50,6 +50,7 @@ __all__ = [
     "doom_buttons",
     "doom_truth",
     "scenario_path",
+    "vizdoom_module",
     "wad_path",
 ]
 
@@ -72,7 +73,7 @@ HUD_MODES: tuple[str, ...] = ("fullscreen", "none", "statusbar")
 picture (ViZDoom's minimal HUD), or none."""
 
 
-def _vizdoom() -> Any:
+def vizdoom_module() -> Any:
     try:
         import vizdoom
     except ImportError as ex:
@@ -86,7 +87,7 @@ def scenario_path(name: str) -> Path:
     p = Path(name)
     if p.suffix == ".cfg" and p.is_file():
         return p
-    vzd = _vizdoom()
+    vzd = vizdoom_module()
     found = Path(vzd.scenarios_path) / f"{name}.cfg"
     if not found.is_file():
         names = sorted(q.stem for q in Path(vzd.scenarios_path).glob("*.cfg"))
@@ -100,7 +101,7 @@ def wad_path(name: str) -> Path:
     p = Path(name)
     if p.suffix.lower() == ".wad" and p.is_file():
         return p
-    found = Path(_vizdoom().__file__).parent / f"{name}.wad"
+    found = Path(vizdoom_module().__file__).parent / f"{name}.wad"
     if not found.is_file():
         msg = f"doom wad {name!r}: expected 'freedoom1', 'freedoom2' or a path to a .wad"
         raise ConfigError(msg)
@@ -145,7 +146,7 @@ class DoomSettings:
 
     def make(self) -> Any:
         """A configured, not yet started ``vizdoom.DoomGame`` (call ``init()``)."""
-        vzd = _vizdoom()
+        vzd = vizdoom_module()
         w, h = self.size()
         res = getattr(vzd.ScreenResolution, f"RES_{w}X{h}", None)
         if res is None:
@@ -370,7 +371,7 @@ class _DoomStream(GameStream):
     def __init__(self, stream_id: str, src: DoomSource, index: int) -> None:
         super().__init__(stream_id, src, index)
         self.game = src.settings.make()
-        vzd = _vizdoom()
+        vzd = vizdoom_module()
         self.game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
         self.game.set_labels_buffer_enabled(src.labels)
         self.game.set_seed(self.seed)
