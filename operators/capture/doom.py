@@ -74,6 +74,7 @@ picture (ViZDoom's minimal HUD), or none."""
 
 
 def vizdoom_module() -> Any:
+    """The ``vizdoom`` module, or a ``ConfigError`` that says how to install it."""
     try:
         import vizdoom
     except ImportError as ex:
