@@ -3,12 +3,14 @@ bare game's own steps/s in the same run.
 
     python benchmarks/train_speed.py --out benchmarks/results/train_speed.json [--seconds 15]
 
-For the arena (640×360, the default config) and Doom ``basic`` (ViZDoom in-process,
+For the arena (its lockstep preset: 320×180) and Doom ``basic`` (ViZDoom in-process,
 320×240 with the status bar), each with 1 and ``--envs`` games:
 
 - **bare**: the game alone, as a training loop without framewax would drive it:
   the same settings and frame skip, random actions, the frame copied out (and, for
-  Doom, its labels and variables read), the N games stepped in turn;
+  Doom, its labels and variables read); N games stepped in turn and, in another run,
+  at once on a thread each (as the pipeline's source steps them): the faster is the
+  baseline;
 - **pipeline**: ``VisionPipelineVecEnv`` in lockstep with the same random actions:
   every step's frame goes through dedup, the local model (OCR of the HUD, enemy
   detection), the torch encoder and ordering before ``step()`` returns it.
@@ -28,6 +30,8 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,25 +81,47 @@ def random_actions(rng: np.random.Generator, n: int) -> list[tuple[int, ...]]:
     return [tuple(int(rng.integers(k)) for k in ACTION_NVEC) for _ in range(n)]
 
 
-def bare_arena(envs: int, seconds: float, seed: int) -> dict[str, Any]:
-    opts = load_config(None).capture.options
+def _stepping(envs: int, at_once: bool) -> Callable[[Callable[[int], None]], None]:
+    """Run ``step(i)`` for every game: in turn, or at once on a thread each (as the
+    pipeline's source steps a vector env's games)."""
+    pool = ThreadPoolExecutor(envs, thread_name_prefix="bare") if at_once and envs > 1 else None
+
+    def each(step: Callable[[int], None]) -> None:
+        if pool is None:
+            for i in range(envs):
+                step(i)
+        else:
+            list(pool.map(step, range(envs)))
+
+    return each
+
+
+def bare_arena(envs: int, seconds: float, seed: int, at_once: bool = False) -> dict[str, Any]:
+    opts = load_config(ENVS["arena"].config).capture.options
     games = [Arena(width=opts["width"], height=opts["height"], seed=seed + i) for i in range(envs)]
     rng = np.random.default_rng(seed)
+    each = _stepping(envs, at_once)
+    actions: list[tuple[int, ...]] = []
+
+    def step(i: int) -> None:
+        game = games[i]
+        for _ in range(FRAME_SKIP):
+            game.step(actions[i])
+        np.array(game.render(), copy=True)
+        game.truth()
+
     usage, steps = Usage(), 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        for game, action in zip(games, random_actions(rng, envs), strict=True):
-            for _ in range(FRAME_SKIP):
-                game.step(action)
-            np.array(game.render(), copy=True)
-            game.truth()
-            steps += 1
+        actions = random_actions(rng, envs)
+        each(step)
+        steps += envs
         if steps % 64 < envs:
             usage.sample()
     return _row(steps, time.perf_counter() - t0, usage)
 
 
-def bare_doom(envs: int, seconds: float, seed: int) -> dict[str, Any]:
+def bare_doom(envs: int, seconds: float, seed: int, at_once: bool = False) -> dict[str, Any]:
     import vizdoom as vzd
 
     opts = load_config(ENVS["doom-basic"].config).capture.options
@@ -117,20 +143,27 @@ def bare_doom(envs: int, seconds: float, seed: int) -> dict[str, Any]:
         game.new_episode()
         games.append(game)
     rng = np.random.default_rng(seed)
+    each = _stepping(envs, at_once)
+    actions: list[tuple[int, ...]] = []
+
+    def step(i: int) -> None:
+        game = games[i]
+        if game.is_episode_finished():
+            game.new_episode()
+        game.make_action(doom_buttons(actions[i]), FRAME_SKIP)
+        state = game.get_state()
+        if state is not None:
+            np.array(state.screen_buffer, copy=True)
+            list(state.game_variables)
+            monster_boxes(state, w, h)
+
     usage, steps = Usage(), 0
     try:
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            for game, action in zip(games, random_actions(rng, envs), strict=True):
-                if game.is_episode_finished():
-                    game.new_episode()
-                game.make_action(doom_buttons(action), FRAME_SKIP)
-                state = game.get_state()
-                if state is not None:
-                    np.array(state.screen_buffer, copy=True)
-                    list(state.game_variables)
-                    monster_boxes(state, w, h)
-                steps += 1
+            actions = random_actions(rng, envs)
+            each(step)
+            steps += envs
             if steps % 64 < envs:
                 usage.sample()
         return _row(steps, time.perf_counter() - t0, usage)
@@ -209,12 +242,24 @@ def main() -> None:
     for name in args.games:
         for envs in sorted({1, args.envs}):
             b = bare[name](envs, args.seconds, args.seed)
+            both = {"in_turn": b}
+            if envs > 1:  # the N games at once, as the pipeline steps them: the faster counts
+                both["at_once"] = bare[name](envs, args.seconds, args.seed, at_once=True)
+                b = max(both.values(), key=lambda r: r["steps_per_s"])
             p = pipeline(name, envs, args.seconds, args.seed)
             ratio = p["steps_per_s"] / b["steps_per_s"]
-            row = {"game": name, "envs": envs, "bare": b, "pipeline": p, "ratio": round(ratio, 3)}
+            row = {
+                "game": name,
+                "envs": envs,
+                "bare": b,
+                "bare_ways": both,
+                "pipeline": p,
+                "ratio": round(ratio, 3),
+            }
             result["rows"].append(row)
+            ways = ", ".join(f"{k} {v['steps_per_s']:.0f}" for k, v in both.items())
             print(
-                f"{name:10s} {envs} env(s): bare {b['steps_per_s']:7.1f} steps/s, pipeline "
+                f"{name:10s} {envs} env(s): bare {b['steps_per_s']:7.1f} steps/s ({ways}), pipeline "
                 f"{p['steps_per_s']:6.1f} ({ratio:.2f}x); CPU s/1k steps {b['cpu_s_per_1k_steps']:.2f} "
                 f"vs {p['cpu_s_per_1k_steps']:.2f}; RSS {p['peak_rss_mb']:.0f} MB; balanced "
                 f"{p['balanced']}, out of order {p['out_of_order']}, stale {p['stale_steps']}",

@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -161,6 +162,7 @@ class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame | StopSignal]]):
         self.everyone = everyone
         self.stopped = False
         self.times = times
+        self._pool: ThreadPoolExecutor | None = None
 
     def next_batch(self) -> list[tuple[str, Frame | StopSignal]]:
         if self.times is None:
@@ -179,10 +181,21 @@ class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame | StopSignal]]):
             signal = StopSignal(os.getpid())
             return [(key, signal) for key in self.everyone]
         out: list[tuple[str, Frame | StopSignal]] = []
+        made: dict[str, list[Frame] | None] = {}
+        if len(self.streams) > 1:
+            # Lockstep games whose agents all acted step at once: a vector env's step costs
+            # one game step, not one per game (ViZDoom and numpy let go of the GIL).
+            due = [(sid, s) for sid, s in self.streams.items() if getattr(s, "pending", _never)()]
+            if len(due) > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        len(self.streams), thread_name_prefix="framewax-game"
+                    )
+                done = self._pool.map(_step, [s for _sid, s in due])
+                made = dict(zip([sid for sid, _s in due], done, strict=True))
         for sid, stream in list(self.streams.items()):
-            try:
-                frames = stream.next_frames()
-            except StopIteration:
+            frames = made[sid] if sid in made else _step(stream)
+            if frames is None:  # ended
                 stream.close()
                 del self.streams[sid]
                 continue
@@ -205,6 +218,21 @@ class _WorkerStreams(StatelessSourcePartition[tuple[str, Frame | StopSignal]]):
         for stream in self.streams.values():
             stream.close()
         self.streams.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)  # idle: every step it ran has returned
+            self._pool = None
+
+
+def _never() -> bool:
+    return False
+
+
+def _step(stream: FrameStream) -> list[Frame] | None:
+    """A stream's frames due now, or ``None`` once it has ended."""
+    try:
+        return stream.next_frames()
+    except StopIteration:
+        return None
 
 
 Placed = Callable[[int, int, list[str]], None]

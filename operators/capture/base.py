@@ -177,6 +177,11 @@ class AgentControl:
             self._reset_pending = False
             return out
 
+    def pending(self) -> bool:
+        """A request no frame has been made for yet (what :meth:`take_new` would return)."""
+        with self._cond:
+            return self._ticket > self._taken
+
     def applied(self, ticket: int, seq: int) -> None:
         with self._cond:
             self.last_seq = seq
@@ -263,6 +268,11 @@ class GameStream:
     @property
     def lockstep(self) -> bool:
         return self.wake is not None
+
+    def pending(self) -> bool:
+        """In lockstep, its agent asked for a frame: :meth:`next_frames` will step the game
+        (a source steps several such games at once, each in its own thread)."""
+        return self.wake is not None and self.control is not None and self.control.pending()
 
     def asked(self) -> Asked | None:
         """In lockstep, the request not yet applied (``None``: the game waits); in real
