@@ -30,7 +30,7 @@ from operators.frame import Frame, image_problem
 from operators.observation import Encoded
 from operators.options import at_least, greater_than
 from operators.outcome import Outcome
-from operators.pool import BoundedPool, pump_until_done
+from operators.pool import BoundedPool, InlineExecutor, pump_until_done
 from operators.stage import SupportsClose, SupportsWarmUp
 from operators.stats import percentiles
 
@@ -70,6 +70,11 @@ class WindowPolicy:
     """A batch still encoding this long after it started fails its frames as ``failed(timeout)``."""
     poll_ms: float = 1.0
     """How often a running batch is checked for completion."""
+    inline: bool = False
+    """Encode in the worker's own thread instead of on the encoder's thread: for a small
+    encoder that costs less than the hop and the poll that collects its batch (the CPU
+    encoder in lockstep, one frame a batch). The worker waits for each batch and a batch
+    is not given up at ``deadline_ms``."""
 
     def __post_init__(self) -> None:
         at_least("batch.max_size", self.max_size, 1)
@@ -189,7 +194,8 @@ class EncodeStage:
     ) -> None:
         self.encoder = encoder
         self.policy = policy
-        self.pool = pool or BoundedPool("framewax-encode", 1)
+        executor = InlineExecutor() if policy.inline else None
+        self.pool = pool or BoundedPool("framewax-encode", 1, executor)
         self.clock = clock
         self.stats = BatchMetrics(size_cap=policy.max_size)
 
@@ -262,6 +268,8 @@ class BatchWindow:
             self.buffer.append(f)
             if len(self.buffer) >= self.cap:
                 self._cut(now)
+        if self.buffer and self.stage.policy.timeout_ms <= 0:
+            self._cut(now)  # no window to wait for: this activation's frames are the batch
         return self._pump(now)
 
     def poll(self) -> list[Out]:
@@ -319,6 +327,30 @@ class BatchWindow:
 
     def _pump(self, now: float) -> list[Out]:
         st, pol = self.stage, self.stage.policy
+        out: list[Out] = self._collect(now)
+        while self.ready and st.pool.try_acquire():
+            batch, _ = self.ready.popleft()
+            fut = st.pool.submit(encode_frames, st.encoder, batch, st.name)
+            self.running[fut] = _Running(batch, now)
+            self.progress_at = now
+        if pol.inline:
+            out.extend(self._collect(st.clock.now()))  # just encoded, in this thread
+        # Bound what still waits for the encoder: drop the oldest frames beyond it.
+        limit = pol.max_pending_batches * pol.max_size
+        waiting = sum(len(b) for b, _ in self.ready)
+        while waiting > limit and self.ready:
+            batch, _ = self.ready[0]
+            f = batch.pop(0)
+            waiting -= 1
+            detail = f"over {limit} frames waiting for the encoder"
+            out.append(Outcome.dropped(f, "encoder_backlog", detail))
+            if not batch:
+                self.ready.popleft()
+        return out
+
+    def _collect(self, now: float) -> list[Out]:
+        """Finished batches' frames, and the frames of batches past their deadline."""
+        pol = self.stage.policy
         out: list[Out] = []
         for fut, run in list(self.running.items()):
             if fut.done():
@@ -333,22 +365,6 @@ class BatchWindow:
                 self.progress_at = now
                 detail = f"batch of {len(run.frames)} not encoded within {pol.deadline_ms:.0f} ms"
                 out.extend(Outcome.failed(f, "timeout", detail) for f in run.frames)
-        while self.ready and st.pool.try_acquire():
-            batch, _ = self.ready.popleft()
-            fut = st.pool.submit(encode_frames, st.encoder, batch, st.name)
-            self.running[fut] = _Running(batch, now)
-            self.progress_at = now
-        # Bound what still waits for the encoder: drop the oldest frames beyond it.
-        limit = pol.max_pending_batches * pol.max_size
-        waiting = sum(len(b) for b, _ in self.ready)
-        while waiting > limit and self.ready:
-            batch, _ = self.ready[0]
-            f = batch.pop(0)
-            waiting -= 1
-            detail = f"over {limit} frames waiting for the encoder"
-            out.append(Outcome.dropped(f, "encoder_backlog", detail))
-            if not batch:
-                self.ready.popleft()
         return out
 
     def _finished(self, run: _Running, now: float) -> None:

@@ -38,7 +38,7 @@ from operators.frame import Frame
 from operators.options import at_least, choice, greater_than
 from operators.outcome import Outcome
 from operators.placement import share_of
-from operators.pool import BoundedPool, pump_until_done
+from operators.pool import BoundedPool, InlineExecutor, pump_until_done
 from operators.reading import VisionResult
 from operators.stage import SupportsClose, SupportsMetrics, SupportsShare, SupportsWarmUp
 from operators.stats import percentiles
@@ -119,6 +119,12 @@ class VisionPolicy:
     poll_ms: float = 1.0
     """How often finished calls are collected while calls are in flight (Bytewax cannot be
     woken from another thread); lower adds less latency and costs more CPU."""
+    inline: bool = False
+    """Call the model in the worker's own thread, a frame at a time, instead of on the pool:
+    for an in-process model that answers in well under a millisecond (``local``), where
+    the hop to a thread and the poll that collects the result cost more than the call
+    (the lockstep presets). Calls do not overlap and are not given up at ``deadline_ms``;
+    an HTTP model is refused."""
 
     def __post_init__(self) -> None:
         at_least("vision.max_in_flight", self.max_in_flight, 1)
@@ -182,7 +188,15 @@ class VisionStage:
     ) -> None:
         self.backend = backend
         self.policy = policy
-        self.pool = pool or BoundedPool("framewax-vision", policy.max_in_flight)
+        if policy.inline and isinstance(backend, SupportsShare):
+            msg = (
+                f"vision.inline calls the model in the worker's thread, which would wait on "
+                f"every call of the {getattr(backend, 'name', type(backend).__name__)!r} "
+                "backend: inline is for an in-process model (local); set it false"
+            )
+            raise ValueError(msg)
+        executor = InlineExecutor() if policy.inline else None
+        self.pool = pool or BoundedPool("framewax-vision", policy.max_in_flight, executor)
         self.clock = clock
         self.stats = VisionMetrics()
         self.routed = isinstance(backend, RoutedBackend)
@@ -314,20 +328,24 @@ class VisionQueue:
         # Drops decided with the last harvest go out now, after the results did:
         # a result shares its activation with no bulk of drops to order and sink.
         carried, self.deferred = self.deferred, []
+        self._collect(now, out)
+        out.extend(self._expire(now))
+        drops = self._stale(now)
+        self._send(now, drops)
+        self._collect(now, out)  # what an inline pool has already answered
+        drops.extend(self._backlog())
+        if drops and any(isinstance(r, VisionResult) for r in out):
+            self.deferred = drops  # next poll, a millisecond from now (deferred once only)
+            return carried + out
+        return carried + drops + out
+
+    def _collect(self, now: float, out: list[Out]) -> None:
         while self.finished:
             fut = self.finished.popleft()
             entry = self.inflight.pop(fut, None)
             if entry is not None:  # else: given up at its deadline, already failed
                 out.append(self._harvest(fut, *entry))
                 self.progress_at = now
-        out.extend(self._expire(now))
-        drops = self._stale(now)
-        self._send(now, drops)
-        drops.extend(self._backlog())
-        if drops and any(isinstance(r, VisionResult) for r in out):
-            self.deferred = drops  # next poll, a millisecond from now (deferred once only)
-            return carried + out
-        return carried + drops + out
 
     def _expire(self, now: float) -> list[Outcome]:
         """Give up calls past their deadline (the dict is in send order: oldest first)."""

@@ -1,5 +1,7 @@
 """Windowed batching: the window on a fake clock with a manual executor, then real flows."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -205,3 +207,17 @@ def test_batched_output_equals_per_frame_output_in_a_flow(frames, workers):
         assert isinstance(e, Encoded) and e.visual.shape == (84, 84, 3)
         np.testing.assert_allclose(e.embedding, emb[0], rtol=1e-4, atol=1e-5)
         assert np.abs(e.visual.astype(int) - visual[0].astype(int)).max() <= 1
+
+
+def test_inline_encodes_within_the_offer_and_a_zero_timeout_cuts_at_once():
+    clock = FakeClock()
+    encoder = CountingEncoder()
+    stage = EncodeStage(encoder, WindowPolicy(inline=True, timeout_ms=0, max_size=8), clock=clock)
+    win = stage.for_stream()
+    out = win.offer([solid(0), solid(1)])
+    assert [o.seq for o in out] == [0, 1] and all(isinstance(o, Encoded) for o in out)
+    assert encoder.calls == [2] and win.next_wake() is None and not win.running
+    bad = dataclasses.replace(solid(2), image=np.zeros((0, 0, 3), np.uint8))
+    (failed,) = win.offer([bad])
+    assert isinstance(failed, Outcome) and failed.label == "failed(encode)"
+    assert stage.stats.batches == 2

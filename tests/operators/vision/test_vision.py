@@ -329,3 +329,36 @@ def test_the_local_model_reads_again_only_the_regions_that_changed():
     truth = arena.truth()
     assert (reads[2].ammo, reads[2].health) == (truth.ammo, truth.health)
     assert reads[2].ammo != reads[0].ammo
+
+
+# -- inline: the model called in the worker's own thread ----------------------------------
+
+
+def test_inline_calls_answer_within_the_offer_and_leave_nothing_to_poll():
+    clock = FakeClock()
+    backend = EchoBackend(fail=[2], crash=[3])
+    pol = VisionPolicy(inline=True, max_in_flight=1, max_pending=100, order="oldest")
+    stage = VisionStage(backend, pol, clock=clock)
+    q = stage.for_stream()
+    out = q.offer(_frames(clock, 5))
+    assert labels(out) == {
+        0: "result",
+        1: "result",
+        2: "failed(parse)",
+        3: "failed(error)",
+        4: "result",
+    }
+    assert backend.calls == [0, 1, 2, 3, 4]  # one at a time, in the worker's thread
+    assert q.next_wake() is None and stage.pool.in_flight == 0
+    assert stage.stats.completed == 3 and q.drain() == []
+
+
+def test_inline_refuses_a_model_behind_http():
+    from operators.vision.http.backends import OllamaBackend
+
+    backend = OllamaBackend(preload=False)
+    try:
+        with pytest.raises(ValueError, match="inline is for an in-process model"):
+            VisionStage(backend, VisionPolicy(inline=True))
+    finally:
+        backend.close()
