@@ -68,6 +68,7 @@ def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path)
         cwd=ROOT, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     env = None
+    ledger: dict[str, int] = {}
     try:
         assert game.stdout is not None
         started, _, _ = select.select([game.stdout], [], [], 60.0)  # never wait without a limit
@@ -99,10 +100,10 @@ def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path)
             now = vars_log.at(time.time())
             if now is not None and int(now["episode"]) >= first + episodes:
                 break
-        ledger = env.session.ledger()
     finally:
         if env is not None:
             env.close()
+            ledger = env.session.ledger()  # after the stop: every frame has ended
         game.terminate()
         try:
             game.wait(10)
@@ -119,6 +120,9 @@ def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path)
         "acted_share": acted / max(steps, 1),
         "age_ms_p50": float(np.percentile(ages, 50)) if ages else None,
         "ledger": ledger,
+        "balanced": ledger.get("in_flight", 0) == 0
+        and ledger["captured"]
+        == sum(ledger.get(k, 0) for k in ("processed", "duplicate", "cached", "dropped", "failed")),
     }
 
 

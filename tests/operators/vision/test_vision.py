@@ -232,6 +232,19 @@ def test_in_a_flow_every_frame_of_every_stream_ends_once_within_the_bound(worker
     assert backend.peak <= 3 and stage.pool.peak <= 3
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_inline_in_a_flow_every_frame_ends_once_and_calls_never_overlap(workers):
+    frames = [solid(i // 3, stream=f"s{i % 3}") for i in range(30)]
+    backend = SleepyBackend(delay=0.001, fail=[4], crash=[7])
+    stage = VisionStage(backend, VisionPolicy(inline=True, staleness_ms=0, max_pending=100))
+    got = run_step(call_vision, frames, stage, workers=workers)
+    stage.close()
+    assert sorted((r.stream_id, r.seq) for r in got) == sorted((f.stream_id, f.seq) for f in frames)
+    failed = sorted(r.seq for r in got if isinstance(r, Outcome))
+    assert failed == [4, 4, 4, 7, 7, 7]  # each stream's frames 4 and 7, as records
+    assert backend.peak <= workers  # a worker calls one at a time, in its own thread
+
+
 def test_local_backend_reads_the_arena_hud(frames):
     backend = LocalVisionBackend()
     for f in frames[::3]:
