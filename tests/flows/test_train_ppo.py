@@ -27,3 +27,20 @@ def test_a_short_run_records_its_evaluation_and_the_policy_replays(tmp_path, cap
     assert replayed["episodes"] == 2
     # the same policy, deterministic, on the same first seeds: the same returns
     assert replayed["mean"] == sum(run["eval"]["trained"]["returns"][:2]) / 2
+
+
+def test_the_committed_policies_replay_their_recorded_returns():
+    """The saved policies see what they trained on: a change to what the pipeline makes
+    of a frame (the encoder's resize was one: OpenCV's differs from torch's by a few
+    levels) moves a policy's returns, and this replay catches it. Doom's seed 0 is the
+    policy the change moved."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = json.loads((root / "benchmarks/results/learning.json").read_text())
+    run = next(r for r in doc["runs"] if r["env"] == "doom-basic" and r["seed"] == 0)
+    recorded = run["eval"]["trained"]
+    n = 8
+    played = train_ppo.replay(root / run["policy"], "doom-basic", n, 2)
+    assert played["seeds"] == recorded["seeds"][:n]
+    assert played["returns"] == recorded["returns"][:n]
