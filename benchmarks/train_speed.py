@@ -214,9 +214,7 @@ def pipeline(name: str, envs: int, seconds: float, seed: int, warm_up: float) ->
     }
     row.update(
         ledger=ledger,
-        balanced=ledger.get("in_flight", 0) == 0
-        and ledger["captured"]
-        == sum(ledger.get(k, 0) for k in ("processed", "duplicate", "cached", "dropped", "failed")),
+        balanced=venv.pipeline.ledger.balanced() and ledger["in_flight"] == 0,
         out_of_order=backwards,
         stale_steps=stale,
         step_us_per_frame=stages,

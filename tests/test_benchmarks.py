@@ -81,6 +81,8 @@ def test_the_train_speed_benchmark_compares_the_pipeline_with_the_bare_game(tmp_
             "benchmarks/train_speed.py",
             "--seconds",
             "1",
+            "--warm-up",
+            "0",
             "--envs",
             "2",
             "--out",
@@ -138,5 +140,6 @@ def test_the_live_replay_plays_a_saved_policy_in_real_time_and_in_lockstep(tmp_p
     result = json.loads(out.read_text())
     live, lock = result["live"], result["lockstep"]
     assert live["episodes"] == 1 and live["steps"] > 0 and live["ledger"]["captured"] > 0
+    assert live["balanced"] and live["ledger"]["in_flight"] == 0  # read after the stop
     assert -400 <= live["returns"][0] <= 120  # basic: -1 a tic for 300 tics at worst, +101 a kill
     assert lock["episodes"] == 2

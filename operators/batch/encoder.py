@@ -53,6 +53,8 @@ def NatureCNN(embed_dim: int = 256) -> Any:
 
 
 _AREA_WINDOWS: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
+"""Per (height, width, size): the integral image's four corner indices of each output
+pixel's window, and the window's pixel count (about 0.3 MB for 84x84)."""
 
 
 def _windows(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -76,9 +78,14 @@ def area_resize(image: np.ndarray, size: int = OBS_SIZE) -> np.ndarray:
     [[4, 7], [16, 19]]
     """
     h, w, c = image.shape
+    if h == 0 or w == 0:
+        msg = f"area_resize needs a picture; got shape {image.shape}"
+        raise ValueError(msg)
     key = (h, w, size)
     win = _AREA_WINDOWS.get(key)
     if win is None:
+        if len(_AREA_WINDOWS) >= 64:  # a window resized again and again: start over
+            _AREA_WINDOWS.clear()
         (y0, y1), (x0, x1) = _windows(h, size), _windows(w, size)
         row = w + 1  # the integral image is (h + 1, w + 1, c)
         corners = [

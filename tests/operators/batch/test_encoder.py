@@ -49,3 +49,8 @@ def test_the_cpu_encoder_visual_is_the_area_resize_and_the_network_sees_it():
     with torch.inference_mode():
         expected = encoder._model(batch).float().numpy()
     np.testing.assert_allclose(emb, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_area_resize_refuses_an_empty_picture():
+    with pytest.raises(ValueError, match="needs a picture"):
+        area_resize(np.zeros((0, 10, 3), np.uint8))
