@@ -28,7 +28,7 @@ import itertools
 import re
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,13 @@ import numpy as np
 
 from operators.capture.replay import read_index
 from operators.errors import RecordingError
+from operators.hud import HUD_RANGES, hud_ranges
+from operators.reading import HUD_FIELDS
 
 __all__ = ["Field", "calibrate", "find_fields", "main"]
 
 _DIGITS = re.compile(r"\d+")
+_GLYPHS = re.compile(r"[0-9A-Za-z%$/:.,+]")
 _AMMO = re.compile(r"\d+\s*/\s*\d+")
 _MONEY = re.compile(r"[$¥€£]")
 _HEALTH = re.compile(r"^\s*(hp|health|\+|♥)", re.IGNORECASE)
@@ -115,23 +118,12 @@ class Field:
     def padded(self) -> tuple[float, float, float, float]:
         return self.region
 
-    def growth(self, hx: float | None = None) -> tuple[float, float]:
-        """How far to widen the box for longer numbers, left and right, in box heights
-        (about one digit): on the side where the text grew as its number did. A
-        right-aligned number ("9%" → "100%" on Doom's status bar) keeps its right edge,
-        so only its left side grows; a number seen at one width grows both ways."""
-        a = np.array(self.rects)
-        hx = self.height() if hx is None else hx
-        if len(a) < 2 or float(np.ptp(a[:, 2] - a[:, 0])) < 0.25 * hx:
-            return 0.6, 0.6
-        # Seen at several widths, the union already spans the widest number seen: half a
-        # digit more on the side that moves.
-        left_moves, right_moves = float(np.std(a[:, 0])), float(np.std(a[:, 2]))
-        if right_moves < 0.3 * left_moves:
-            return 0.3, 0.1  # right-aligned
-        if left_moves < 0.3 * right_moves:
-            return 0.1, 0.3  # left-aligned
-        return 0.3, 0.3
+    at: list[int] = field(default_factory=list)
+    """The sampled frame of each of :attr:`rects` (and :attr:`texts`)."""
+    glyph: tuple[float, float] = (0.0, 0.0)
+    """One glyph's advance and height, relative to the frame (:func:`_fit` measures them)."""
+    ink_width: float = 0.0
+    """One glyph's inked width (the median), relative to the frame's width."""
 
 
 def _ocr(image_rgb: np.ndarray, engine: Any) -> list[tuple[tuple[float, float, float, float], str]]:
@@ -248,6 +240,12 @@ def _split(
         # Only where labels say two fields share the line: a gap inside one number (a
         # thousands separator, "$1,100") looks the same as a gap between two.
         cuts = _cuts_by_labels(rect, labels, image)
+        if not cuts:
+            # No labels to say so (the detector misses Doom's AMMO at 1600x1200): a blank
+            # gap of half the line's height or more between inked runs. Each part must
+            # then read as a number on its own.
+            runs = _ink_runs(image, rect, gap=0.5)
+            cuts = [(a[2] + b[0]) / 2 for a, b in itertools.pairwise(runs)]
         edges = [rect[0], *cuts, rect[2]]
         parts = [_inked((a, rect[1], b, rect[3]), image) for a, b in itertools.pairwise(edges)]
         if len(parts) < 2 or engine is None or not hasattr(engine, "text_rec"):
@@ -270,7 +268,11 @@ def _split(
     return out
 
 
-def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]:
+def find_fields(
+    frames: Sequence[np.ndarray],
+    engine: Any = None,
+    ranges: Mapping[str, tuple[int, int]] | None = None,
+) -> list[Field]:
     """The HUD fields on ``frames`` (RGB), named where their text, their label or their
     values say."""
     if engine is None:
@@ -312,58 +314,321 @@ def find_fields(frames: Sequence[np.ndarray], engine: Any = None) -> list[Field]
         home.rects.append(rect)
         home.texts.append(text)
         home.frames.add(i)
+        home.at.append(i)
     steady = [
         f
         for f in fields
         if len(f.frames) >= max(2, len(frames) // 3)  # it stays put (seen in a third)
         and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
     ]
-    _name(steady, labels, frames[0].shape[1] / frames[0].shape[0])
+    aspect = frames[0].shape[1] / frames[0].shape[0]
+    labels += _labels_under(steady, labels, frames, engine, aspect)
+    game = {"ammo" if k == "ammo_reserve" else k for k in ranges} if ranges else LOCAL_FIELDS
+    _name(steady, labels, aspect, game)
     kept = [
         f for f in steady if (f.changes or f.name in LOCAL_FIELDS) and f.name not in _NOT_FIELDS
     ]
     others = [g.union() for g in fields if g not in kept and len(g.frames) >= 2]
     others += [r for r, _word in labels]
-    height, width = frames[0].shape[:2]
-    _pad(kept, others, width / height)
+    _fit(kept, frames, others, ranges)
     return kept
 
 
-def _pad(
+@dataclass(frozen=True)
+class Ink:
+    """A number's ink on one frame, in pixels of that frame: its glyph runs (columns
+    with ink, separated by blank columns), each ``(x0, x1, top, bottom)``, inclusive."""
+
+    runs: tuple[tuple[int, int, int, int], ...]
+
+    @property
+    def left(self) -> int:
+        return self.runs[0][0]
+
+    @property
+    def right(self) -> int:
+        return self.runs[-1][1]
+
+    @property
+    def top(self) -> int:
+        return min(r[2] for r in self.runs)
+
+    @property
+    def bottom(self) -> int:
+        return max(r[3] for r in self.runs)
+
+    def glyphs(self, chars: int) -> Ink:
+        """The runs that are the text's ``chars`` glyphs: where there are more (a panel's
+        edge or divider inside the detector's box), the thinnest run at either end goes,
+        one at a time."""
+        runs = list(self.runs)
+        while len(runs) > max(chars, 1):
+            first, last = runs[0][1] - runs[0][0], runs[-1][1] - runs[-1][0]
+            runs.pop(0 if first < last else -1)
+        # a sliver at either end (a bevel one pixel wide) is no glyph, whatever was read
+        widest = max(r[1] - r[0] + 1 for r in runs)
+        while len(runs) > 1 and runs[0][1] - runs[0][0] + 1 < 0.15 * widest:
+            runs.pop(0)
+        while len(runs) > 1 and runs[-1][1] - runs[-1][0] + 1 < 0.15 * widest:
+            runs.pop()
+        return Ink(tuple(runs))
+
+
+def _ink(image: np.ndarray, rect: tuple[float, float, float, float]) -> Ink | None:
+    """The ink inside a text box: pixels far (> 60 in some channel) from the colour of
+    the box's border, which is what lies behind the text, and nearer the text's own
+    colour than that. ``None`` if the box holds none."""
+    h, w = image.shape[:2]
+    x0, y0 = max(int(rect[0] * w), 0), max(int(rect[1] * h), 0)
+    x1, y1 = min(int(np.ceil(rect[2] * w)), w), min(int(np.ceil(rect[3] * h)), h)
+    crop = image[y0:y1, x0:x1]
+    if crop.shape[0] < 3 or crop.shape[1] < 3:
+        return None
+    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    bg = np.median(edges.reshape(-1, 3), axis=0).astype(np.int16)
+    pixels = crop.astype(np.int16)
+    ink = np.abs(pixels - bg).max(axis=2) > 60
+    if ink.any():  # the text's own colour: not a panel's edge of another colour in the box
+        colour = np.median(pixels[ink], axis=0)
+        ink &= np.abs(pixels - colour).sum(axis=2) < np.abs(pixels - bg).sum(axis=2)
+    cols = ink.sum(axis=0) >= 2
+    runs, start = [], None
+    for x, on in enumerate([*cols.tolist(), False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            rows = np.flatnonzero(ink[:, start:x].any(axis=1))
+            runs.append((x0 + start, x0 + x - 1, y0 + int(rows[0]), y0 + int(rows[-1])))
+            start = None
+    return Ink(tuple(runs)) if runs else None
+
+
+def _widest(f: Field, ranges: Mapping[str, tuple[int, int]]) -> int:
+    """How many glyphs the widest value of ``f`` takes: the digits of the largest value
+    its range allows (or one more than it showed, for a field with no range), at least
+    as many as it showed, plus the other characters it prints ("%", "/", a label).
+
+    >>> f = Field(texts=["45", "100%", "9%"], name="health")
+    >>> _widest(f, {"health": (0, 200)})
+    4
+    """
+    seen = [t.replace(" ", "") for t in f.texts if _DIGITS.search(t)]
+    digits_seen = max((len(n) for t in seen for n in _DIGITS.findall(t)), default=1)
+    extra = max((sum(not c.isdigit() for c in t) for t in seen), default=0)
+    hi = ranges.get(f.name)
+    digits = max(len(str(hi[1])), digits_seen) if hi else digits_seen + 1
+    if f.name == "ammo" and any("/" in t for t in seen):  # clip/reserve: both numbers
+        reserve = ranges.get("ammo_reserve")
+        digits += len(str(reserve[1])) if reserve else digits
+    return digits + extra
+
+
+def _fit(
     fields: list[Field],
+    frames: Sequence[np.ndarray],
     others: Sequence[tuple[float, float, float, float]] = (),
-    aspect: float = 16 / 9,
+    ranges: Mapping[str, tuple[int, int]] | None = None,
 ) -> None:
-    """Each field's boxes, widened for more digits where its text grows (:meth:`Field.growth`)
-    and a tenth of its height up and down, but never into other text (the other fields, and
-    ``others``: labels, numbers not kept): where two share a line, the gap between them
-    is split down the middle."""
-    boxes = [f.union() for f in fields]
-    for f, (x0, y0, x1, y1) in zip(fields, boxes, strict=True):
-        h = f.height()
-        hx = h / aspect  # the box's height in units of the frame's width
-        grow_left, grow_right = f.growth(hx)
-        left, right = max(0.0, x0 - grow_left * hx), min(1.0, x1 + grow_right * hx)
-        top, bottom = max(0.0, y0 - 0.1 * h), min(1.0, y1 + 0.1 * h)
-        for ox0, oy0, ox1, oy1 in [*boxes, *others]:
-            if (ox0, oy0, ox1, oy1) == (x0, y0, x1, y1):
+    """Each field's region: room for its widest value, in its own glyphs.
+
+    On every frame a field was seen, its ink gives the glyphs' runs and rows; the
+    advance (one glyph's width with its spacing) is the median step between
+    consecutive glyphs. Which edge the number keeps as it grows (Doom's status bar:
+    the right; a HUD that starts a number after an icon: the left) is the edge that
+    stayed put while the glyph count changed; a field seen at one width grows both
+    ways. Its widest value (:func:`_widest`, from ``ranges``) is laid from that edge,
+    with a quarter glyph of background either side and a sixth of the glyph height
+    above and below. It is then bounded by the other fields' widest extents and the
+    other text (labels, numbers not kept), halfway between, but never cut into its
+    own ink. Everything is measured on ink, not on the detector's boxes, so two
+    recordings of one HUD give the same regions to within a pixel or two."""
+    if not frames:
+        return
+    height, width = frames[0].shape[:2]
+    ranges = ranges or {}
+    inks: list[list[tuple[Ink, int]]] = []
+    measured: dict[int, tuple[float, float, float, str, int, float, float]] = {}
+    for f in fields:
+        seen = []
+        for i, rect, text in zip(f.at, f.rects, f.texts, strict=True):
+            if not _DIGITS.search(text):
                 continue
-            inside = max(0.0, min(x1, ox1) - max(x0, ox0)) * max(0.0, min(y1, oy1) - max(y0, oy0))
-            if inside >= 0.5 * (ox1 - ox0) * (oy1 - oy0) and (ox0, oy0, ox1, oy1) not in boxes:
-                continue  # this field's own text, boxed another way in some frames
-            if min(y1, oy1) > max(y0, oy0):  # on the same line
-                # split the space between them (or, where their boxes overlap, the
-                # overlap) down the middle; which side is by their centres
-                if ox0 + ox1 < x0 + x1:  # a neighbour on the left
-                    left = max(left, (ox1 + x0) / 2)
-                else:  # on the right
-                    right = min(right, (x1 + ox0) / 2)
+            ink = _ink(frames[i], rect)
+            if ink is not None:
+                chars = len(_GLYPHS.findall(text))  # not the recogniser's "#" for a bevel
+                seen.append((ink.glyphs(chars), chars))
+        inks.append(seen)
+        if not seen:
+            continue
+        steps = []
+        for ink, chars in seen:
+            if len(ink.runs) == chars and chars >= 2:  # glyphs that segment cleanly
+                steps += [q[1] - p[1] for p, q in itertools.pairwise(ink.runs)]
+                steps += [q[0] - p[0] for p, q in itertools.pairwise(ink.runs)]
+        glyph_h = float(np.median([ink.bottom - ink.top + 1 for ink, _c in seen]))
+        steps = [s for s in steps if 0.25 * glyph_h <= s <= 2.0 * glyph_h]
+        widths = [r[1] - r[0] + 1 for ink, c in seen if len(ink.runs) == c for r in ink.runs]
+        if steps:
+            advance = float(np.median(steps))
+        else:
+            advance = float(np.median([(ink.right - ink.left + 1) / max(c, 1) for ink, c in seen]))
+        lefts = np.array([ink.left for ink, _c in seen], float)
+        rights = np.array([ink.right + 1 for ink, _c in seen], float)
+        counts = {c for _ink_, c in seen}
+        left_moves, right_moves = float(np.ptp(lefts)), float(np.ptp(rights))
+        align = "?"  # seen at one width: unknown
+        if len(counts) >= 2:
+            align = "c"  # centred, or no edge stayed put
+            if right_moves <= 0.3 * advance < left_moves:
+                align = "r"
+            elif left_moves <= 0.3 * advance < right_moves:
+                align = "l"
+        top = min(ink.top for ink, _c in seen) / height
+        bottom = (max(ink.bottom for ink, _c in seen) + 1) / height
+        glyph_w = float(np.median(widths)) if widths else advance
+        measured[id(f)] = (lefts.min(), rights.max(), advance, align, max(counts), top, bottom)
+        f.ink_width = min(glyph_w, advance) / width
+        f.glyph = (advance / width, glyph_h / height)
+    # A field seen at one width keeps the edge every other field keeps, where they agree
+    # (a HUD aligns its numbers one way: Doom's status bar, to the right).
+    known = {m[3] for m in measured.values() if m[3] != "?"}
+    habit = known.pop() if len(known) == 1 and known <= {"l", "r"} else "?"
+    extents: list[tuple[float, float, float, float] | None] = []
+    for f in fields:
+        if id(f) not in measured:
+            extents.append(None)
+            continue
+        lo, hi, advance, align, most, top, bottom = measured[id(f)]
+        n = _widest(f, ranges)
+        align = habit if align == "?" else align
+        inked = (n - 1) * advance + f.ink_width * width  # the widest value's ink
+        if align == "r":
+            x0, x1 = hi - inked, hi
+        elif align == "l":
+            x0, x1 = lo, lo + inked
+        else:  # room on both sides
+            grow = max(n - most, 0) * advance
+            x0, x1 = lo - grow, hi + grow
+        extents.append((x0 / width, top, x1 / width, bottom))
+    for f, ext, seen in zip(fields, extents, inks, strict=True):
+        if ext is None:
+            f.region = tuple(round(v, 4) for v in f.union())  # type: ignore[assignment]
+            continue
+        x0, y0, x1, y1 = ext
+        adv, gh = f.glyph
+        own_left = min(ink.left for ink, _c in seen) / width
+        own_right = max(ink.right + 1 for ink, _c in seen) / width
+        left, right = max(0.0, x0 - 0.25 * adv), min(1.0, x1 + 0.25 * adv)
+        top, bottom = max(0.0, y0 - gh / 6), min(1.0, y1 + gh / 6)
+        boxes = [e for e in extents if e is not None and e is not ext]
+        for ox0, oy0, ox1, oy1 in [*boxes, *others]:
+            if min(ox1, own_right) > max(ox0, own_left) and min(oy1, y1) > max(oy0, y0):
+                continue  # its own text, boxed another way (or a merged line holding it)
+            if min(y1, oy1) > max(y0, oy0):  # on the same line: halfway between
+                if ox0 + ox1 < own_left + own_right:  # on the left
+                    left = max(left, min((ox1 + x0) / 2, own_left))
+                else:
+                    right = min(right, max((x1 + ox0) / 2, own_right))
             elif min(right, ox1) > max(left, ox0):  # in the same column
-                if oy1 <= y0:  # above
+                if oy1 <= y0:
                     top = max(top, (oy1 + y0) / 2)
-                elif oy0 >= y1:  # below
+                elif oy0 >= y1:
                     bottom = min(bottom, (y1 + oy0) / 2)
-        f.region = (round(left, 4), round(top, 4), round(right, 4), round(bottom, 4))
+        left, right = _panel_edges(frames, (left, top, right, bottom), own_left, own_right)
+        left, right = _uncut(frames, (left, top, right, bottom), own_left, own_right)
+        f.region = _on_pixels((left, top, right, bottom), width, height)
+
+
+def _on_pixels(
+    rect: tuple[float, float, float, float], width: int, height: int
+) -> tuple[float, float, float, float]:
+    """``rect`` written so that every reader's ``int(x * width)`` lands on the pixel meant
+    (the middle of it, not a rounding error away from the one before), to 5 decimals.
+
+    >>> _on_pixels((4 / 1024, 0.5, 100 / 1024, 0.75), 1024, 768)
+    (0.00439, 0.50065, 0.09814, 0.75065)
+    """
+    x0, x1 = round(rect[0] * width), round(rect[2] * width)
+    y0, y1 = round(rect[1] * height), round(rect[3] * height)
+    return (
+        round((x0 + 0.5) / width, 5),
+        round((y0 + 0.5) / height, 5),
+        round((x1 + 0.5) / width, 5),
+        round((y1 + 0.5) / height, 5),
+    )
+
+
+def _uncut(
+    frames: Sequence[np.ndarray],
+    rect: tuple[float, float, float, float],
+    own_left: float,
+    own_right: float,
+) -> tuple[float, float]:
+    """``rect``'s left and right, moved in a pixel at a time (never into the number's own
+    ink) while the local model would see a glyph cut by that edge on any of ``frames``
+    (:func:`~operators.vision.local.cut_glyph`): a panel's bevel or the next box's ink
+    the edge still reaches. A region that reads as cut on the very frames it was fitted
+    on would never be read."""
+    from operators.vision.local import cut_glyph
+
+    h, w = frames[0].shape[:2]
+    x0, x1 = int(rect[0] * w), int(rect[2] * w)
+    y0, y1 = int(rect[1] * h), int(rect[3] * h)
+    a, b = int(own_left * w), int(np.ceil(own_right * w))
+    for _ in range(w):
+        sides = set()
+        for image in frames:
+            sides.add(cut_glyph(image[y0:y1, x0:x1]))
+            # the room left for wider values holds no glyph on these frames: anything
+            # tall at its outer edge there is the panel's (what a blank field shows)
+            if a - x0 >= 4:
+                sides.add("left" if cut_glyph(image[y0:y1, x0:a]) == "left" else None)
+            if x1 - b >= 4:
+                sides.add("right" if cut_glyph(image[y0:y1, b:x1]) == "right" else None)
+        moved = False
+        if "left" in sides and x0 < a - 1:
+            x0, moved = x0 + 1, True
+        if "right" in sides and x1 > b + 1:
+            x1, moved = x1 - 1, True
+        if not moved:
+            break
+    return x0 / w, x1 / w
+
+
+def _panel_edges(
+    frames: Sequence[np.ndarray],
+    rect: tuple[float, float, float, float],
+    own_left: float,
+    own_right: float,
+) -> tuple[float, float]:
+    """``rect``'s left and right, moved in to the first column on each side of the
+    number's own ink (``own_left``..``own_right``) that is part of the picture's fixed
+    structure: a panel's edge or divider, far from the band's median colour over most
+    of the band's height on most frames (a number that changes is not fixed; the
+    scenery behind an overlay HUD moves). Doom's status bar: the bevel between the
+    AMMO and HEALTH boxes, which OCR reads as "1" in an empty AMMO box."""
+    h, w = frames[0].shape[:2]
+    x0, x1 = int(rect[0] * w), int(np.ceil(rect[2] * w))
+    y0, y1 = int(rect[1] * h), int(np.ceil(rect[3] * h))
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return rect[0], rect[2]
+    shares = []
+    for image in frames:
+        band = image[y0:y1, x0:x1].astype(np.int16)
+        median = np.median(band.reshape(-1, 3), axis=0).astype(np.int16)
+        shares.append((np.abs(band - median).max(axis=2) > 60).mean(axis=0))
+    fixed = np.mean(np.array(shares) >= 0.6, axis=0) >= 0.8
+    a, b = int(own_left * w) - x0, int(np.ceil(own_right * w)) - x0
+    left, right = rect[0], rect[2]
+    for x in range(a - 1, -1, -1):
+        if fixed[x]:
+            left = (x0 + x + 1) / w
+            break
+    for x in range(b, x1 - x0):
+        if fixed[x]:
+            right = (x0 + x) / w
+            break
+    return left, right
 
 
 def _label_of(word: str) -> str | None:
@@ -394,7 +659,11 @@ def _closeness(f: Field, label: tuple[float, float, float, float], aspect: float
     x0, y0, x1, y1 = f.union()
     lx0, ly0, lx1, ly1 = label
     h = f.height()
-    if min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0) and 0 <= x0 - lx1 <= 2 * h / aspect:
+    if (
+        min(y1, ly1) - max(y0, ly0) >= 0.5 * min(h, ly1 - ly0)
+        and 0.5 * h <= ly1 - ly0 <= 2 * h  # a label of the number's own line, not a block's
+        and 0 <= x0 - lx1 <= 2 * h / aspect
+    ):
         return 1.0
     if not (0 <= ly0 - y1 <= 1.5 * h or 0 <= y0 - ly1 <= 1.5 * h):
         return 0.0
@@ -420,20 +689,35 @@ def _labels_of(
         best = int(np.argmax(scores))
         if scores[best] >= 0.3:
             votes.setdefault(best, Counter())[name] += scores[best]
-    return {i: v.most_common(1)[0][0] for i, v in votes.items()}
+    # One field a name: the field its label is closest to, by weight; a field whose label
+    # names a field already given keeps no name (it is not that field).
+    out: dict[int, str] = {}
+    ranked = sorted(
+        ((w, i, name) for i, v in votes.items() for name, w in v.most_common(1)), reverse=True
+    )
+    for _w, i, name in ranked:
+        if name not in out.values() or name in _NOT_FIELDS:
+            out[i] = name
+    return out
 
 
 def _name(
     fields: list[Field],
     labels: Sequence[tuple[tuple[float, float, float, float], str]] = (),
     aspect: float = 16 / 9,
+    game: Collection[str] = LOCAL_FIELDS,
 ) -> None:
+    """Name each field: by its text, then its label, then its values and place; only
+    names of fields this game has (``game``: Doom has no money), each name once."""
+
     def vote(f: Field, pattern: re.Pattern[str]) -> bool:
         return sum(bool(pattern.search(t)) for t in f.texts) * 2 > len(f.texts)
 
     taken: set[str] = set()
 
     def give(f: Field, name: str, why: str) -> None:
+        if name not in game and name not in _LABELS:
+            return
         if not f.name and (name not in taken or name in _NOT_FIELDS):
             f.name, f.why = name, why
             taken.add(name)
@@ -454,9 +738,9 @@ def _name(
     rest = sorted((f for f in fields if not f.name), key=lambda f: (f.rect[0], f.rect[1]))
     for f in rest:
         values = f.values()
-        if values and f.rect[0] >= 0.5 and f.rect[1] >= 0.5:
+        if values and f.rect[0] >= 0.5 and f.rect[1] >= 0.5 and "ammo" in game:
             give(f, "ammo", "a number in the bottom right, where HUDs keep the ammo")
-        elif values and max(values) > 100:
+        elif values and max(values) > 100 and "money" in game:
             give(f, "money", "its value goes past 100")
         elif values and f.rect[0] < 0.5:
             give(
@@ -467,6 +751,40 @@ def _name(
         if not f.name:
             n += 1
             f.name, f.why = f"text_{n}", "a changing number the calibration could not name"
+
+
+def _labels_under(
+    fields: list[Field],
+    labels: list[tuple[tuple[float, float, float, float], str]],
+    frames: Sequence[np.ndarray],
+    engine: Any,
+    aspect: float,
+) -> list[tuple[tuple[float, float, float, float], str]]:
+    """Labels the detector missed: for a field with no label word under or over it, the
+    recogniser reads the strip just under it, then just over it (the detector finds no
+    "AMMO" under Doom's ammo at 1600x1200; the recogniser reads it)."""
+    if engine is None or not hasattr(engine, "text_rec"):
+        return []
+    found = []
+    for f in fields:
+        if any(_closeness(f, rect, aspect) >= 0.3 and _label_of(w) for rect, w in labels):
+            continue
+        x0, y0, x1, y1 = f.union()
+        h = y1 - y0
+        image = frames[f.at[0]]
+        ih, iw = image.shape[:2]
+        for strip in ((x0, y1, x1, min(1.0, y1 + 0.8 * h)), (x0, max(0.0, y0 - 0.8 * h), x1, y0)):
+            crop = image[
+                int(strip[1] * ih) : int(np.ceil(strip[3] * ih)),
+                int(strip[0] * iw) : int(np.ceil(strip[2] * iw)),
+            ]
+            if crop.shape[0] < 4 or crop.shape[1] < 4:
+                continue
+            (text, score), *_ = engine.text_rec([np.ascontiguousarray(crop[..., ::-1])])[0]
+            if score >= 0.5 and _label_of(str(text)) is not None:
+                found.append((strip, str(text)))
+                break
+    return found
 
 
 def sample_frames(recording: Path, count: int) -> list[np.ndarray]:
@@ -493,19 +811,22 @@ def sample_frames(recording: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def to_toml(fields: list[Field], recording: Path) -> str:
+def to_toml(fields: list[Field], recording: Path, ranges: str | None = None) -> str:
     def table(items: list[Field]) -> str:
         return "{ " + ", ".join(f"{f.name} = {list(f.padded())}" for f in items) + " }"
 
     lines = [
         f"# HUD regions found on {recording} by `python -m flows.calibrate`.",
         '# Use them: include = ["<this file>"] in your config (they replace the presets).',
-        "# Relative [x0, y0, x1, y1]; look at the PNG next to this file before a run.",
+        "# Relative [x0, y0, x1, y1], each with room for its field's widest value;",
+        "# look at the PNG next to this file before a run.",
     ]
     for f in fields:
         sample = ", ".join(sorted(set(f.numbers))[:6])
         lines.append(f"#   {f.name}: {f.why}; read {sample}")
     lines += ["", "[hud]", f"regions = {table(fields)}"]
+    if ranges is not None:
+        lines.append(f"ranges = {ranges!r}".replace("'", '"'))
     return "\n".join(lines) + "\n"
 
 
@@ -532,12 +853,23 @@ def draw(frame: np.ndarray, fields: list[Field], path: Path) -> None:
         raise OSError(msg)
 
 
-def calibrate(recording: Path, out: Path, png: Path | None = None, frames: int = 24) -> list[Field]:
-    """Find the fields, write the TOML and the PNG; returns the fields."""
+def calibrate(
+    recording: Path,
+    out: Path,
+    png: Path | None = None,
+    frames: int = 24,
+    ranges: str | Mapping[str, Sequence[int]] | None = None,
+) -> list[Field]:
+    """Find the fields, write the TOML and the PNG; returns the fields. ``ranges`` (a
+    preset name, ``"doom"``, or ``{field: [lo, hi]}``; CS2's by default) says what each
+    field can show: its widest value sets how wide its region is."""
+    checked = hud_ranges(ranges or "cs2", "--ranges", (*HUD_FIELDS,))
     sampled = sample_frames(recording, frames)
-    fields = find_fields(sampled)
+    fields = find_fields(sampled, ranges=checked)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(to_toml(fields, recording), encoding="utf-8")
+    out.write_text(
+        to_toml(fields, recording, ranges if isinstance(ranges, str) else None), encoding="utf-8"
+    )
     png = png or out.with_suffix(".png")
     # draw on the frame where the most fields were seen
     best = max(range(len(sampled)), key=lambda i: sum(i in f.frames for f in fields))
@@ -553,11 +885,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("regions.toml"))
     ap.add_argument("--png", type=Path, help="default: next to --out, .png")
     ap.add_argument("--frames", type=int, default=24, help="frames sampled over the recording")
+    ap.add_argument(
+        "--ranges",
+        choices=sorted(HUD_RANGES),
+        help="the game whose fields these are (what each can show: its widest value sets "
+        "how wide its region is; written to the TOML); default: CS2's",
+    )
     args = ap.parse_args(argv)
     if args.frames < 2:
         ap.error("--frames must be at least 2")
     try:
-        fields = calibrate(args.recording, args.out, args.png, args.frames)
+        fields = calibrate(args.recording, args.out, args.png, args.frames, args.ranges)
     except RecordingError as ex:
         print(f"flows.calibrate: {ex}", file=sys.stderr)
         return 2

@@ -338,7 +338,8 @@ def format_summary(s: dict[str, Any]) -> str:
         )
     if vis.get("rejected"):
         unsure = ", ".join(f"{k} {v}" for k, v in sorted(vis["rejected"].items()))
-        lines.append(f"    readings rejected as implausible (None instead): {unsure}")
+        lines.append(f"    readings not trusted (None instead): {unsure}")
+    lines.extend(f"    WARNING: {w}" for w in vis.get("recalibrate", []))
     for ep in vis.get("endpoints", []):
         fails = ", ".join(f"{k} {v}" for k, v in sorted(ep["failures"].items())) or "none"
         lines.append(

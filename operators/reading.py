@@ -112,6 +112,13 @@ class VisionResult(HudFields):
     rejected: tuple[tuple[str, str], ...] = ()
     """HUD fields the backend read but did not trust, as ``(field, why)`` pairs (the
     field itself is ``None``): ``("ammo", "read 7902: 4 digits, ammo has at most 3")``."""
+    confidence: tuple[tuple[str, float], ...] = ()
+    """How sure the model was of each HUD field it delivered, ``(field, 0..1)`` pairs (the
+    recogniser's score; fields a backend gives no score for are absent)."""
+
+    def confidence_of(self, field: str) -> float | None:
+        """The confidence in ``field``'s reading (``None``: no score, or not read)."""
+        return dict(self.confidence).get(field)
 
     @classmethod
     def from_json(

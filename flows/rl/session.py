@@ -263,6 +263,10 @@ class StreamSession:
             "stream_id": self.stream_id,
             "ledger": self.ledger(),
         }
+        if obs.vision.confidence:  # how sure the model was of each number delivered
+            info["confidence"] = dict(obs.vision.confidence)
+        if obs.vision.rejected:  # the numbers it would not deliver (None), and why
+            info["unread"] = dict(obs.vision.rejected)
         if probe is not None:
             info["probe_ms"] = probe
         if sent is not None:

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -93,6 +93,59 @@ def _margined(crop: np.ndarray, share: float = 0.4) -> np.ndarray:
     return cv2.copyMakeBorder(crop, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=colour.tolist())
 
 
+def cut_glyph(crop: np.ndarray) -> str | None:
+    """Which edge of a HUD region cuts a glyph (``"left"`` / ``"right"``), or ``None``.
+
+    A glyph is ink (pixels far from the colour of the crop's edges, as :func:`_tight`
+    sees it) in one connected piece, at least half as tall as the tallest piece and a
+    quarter of the crop; one that touches the crop's left or right edge and has the
+    colour of the crop's other glyphs (not a patch of scenery) is cut, and the number
+    it belongs to cannot be read: the region is too narrow for what the field shows
+    now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%").
+
+    >>> crop = np.zeros((20, 40, 3), np.uint8); crop[4:16, 10:16] = 250; crop[4:16, 22:28] = 250
+    >>> cut_glyph(crop) is None
+    True
+    >>> crop[4:16, 0:4] = 250  # a glyph's right half at the left edge
+    >>> cut_glyph(crop)
+    'left'
+    """
+    h, w = crop.shape[:2]
+    if h < 4 or w < 4:
+        return None
+    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    median = np.median(edges.reshape(-1, 3), axis=0).astype(np.int16)
+    pixels = crop.astype(np.int16)
+    ink = (np.abs(pixels - median).max(axis=2) > 60).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n <= 1:
+        return None
+    tall = stats[1:, cv2.CC_STAT_HEIGHT].max()
+    glyphs = [i for i in range(1, n) if stats[i, cv2.CC_STAT_HEIGHT] >= max(0.5 * tall, 0.25 * h)]
+    inside = [
+        i
+        for i in glyphs
+        if stats[i, cv2.CC_STAT_LEFT] > 0
+        and stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] < w
+    ]
+    colour = (
+        np.median(pixels[np.isin(labels, inside)], axis=0) if inside else None
+    )  # the glyphs' own colour, where whole glyphs show it
+    for i in glyphs:
+        x0, x1 = (
+            stats[i, cv2.CC_STAT_LEFT],
+            stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH],
+        )
+        if x0 > 0 and x1 < w:
+            continue
+        if colour is not None:
+            own = np.median(pixels[labels == i], axis=0)
+            if np.abs(own - colour).max() > 60:
+                continue  # scenery behind an overlay HUD, not one of its glyphs
+        return "left" if x0 == 0 else "right"
+    return None
+
+
 class LocalVisionBackend:
     """OCR of configured HUD regions plus colour-based enemy detection.
 
@@ -122,8 +175,16 @@ class LocalVisionBackend:
         ocr_threads: int = 1,
         ranges: str | Mapping[str, Sequence[int]] | None = None,
         memo_size: int = 8192,
+        min_confidence: float = 0.8,
     ) -> None:
         check_int("vision.options.memo_size", memo_size, 0)
+        if not 0.0 <= float(min_confidence) <= 1.0:
+            msg = f"vision.options.min_confidence = {min_confidence!r}: expected 0..1"
+            raise ValueError(msg)
+        self.min_confidence = float(min_confidence)
+        """A reading the recogniser gives less confidence than this is unread (``None``,
+        ``rejected`` says why), never a guess."""
+        self.field_counts: dict[str, Counter[str]] = {}
         self.memo_size = memo_size
         """Region crops remembered with their text (exact pixels, a few dozen bytes each): a
         number drawn before is not read again, so a long run (training) reads each
@@ -153,7 +214,7 @@ class LocalVisionBackend:
         self.ocr_threads = int(ocr_threads)
         self._engine: Any = None
         self._lock = threading.Lock()
-        self._memo: OrderedDict[tuple[str, bytes], str] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, bytes], tuple[str, float, str | None]] = OrderedDict()
         self.memo_hits = 0
         self._checked = 0  # frames looked at for the region check, up to CHECK_FRAMES
         self._texted: set[str] = set()  # regions that held digits in one of them
@@ -176,13 +237,19 @@ class LocalVisionBackend:
         """Load the OCR model now rather than on the first frame."""
         self._recognizer()
 
-    def read_hud(self, image: np.ndarray) -> dict[str, int | None]:
-        """Each region's number; a region whose pixels are exactly as in a crop read before
-        (a HUD that did not change while the picture did) reuses that reading, so only
-        the regions that changed are read (``memo_size`` crops remembered)."""
+    def read_hud(
+        self, image: np.ndarray
+    ) -> tuple[dict[str, int | None], dict[str, float], list[tuple[str, str]]]:
+        """Each region's number, the recogniser's confidence in it, and ``(field, why)``
+        for the regions that showed ink but gave no number to trust: a glyph cut by the
+        region's edge (:func:`cut_glyph`), or a reading below ``min_confidence``.
+
+        A region whose pixels are exactly as in a crop read before (a HUD that did not
+        change while the picture did) reuses that reading, so only the regions that
+        changed are read (``memo_size`` crops remembered)."""
         h, w = image.shape[:2]
         crops, keys, digests = [], [], []
-        texts_by_key: dict[str, str] = {}
+        found: dict[str, tuple[str, float, str | None]] = {}
         for key, (x0, y0, x1, y1) in self.hud_regions.items():
             raw = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
             if raw.size == 0:
@@ -194,7 +261,12 @@ class LocalVisionBackend:
                     self._memo.move_to_end((key, digest))
                     self.memo_hits += 1
             if known is not None:
-                texts_by_key[key] = known
+                found[key] = known
+                continue
+            cut = cut_glyph(raw)
+            if cut is not None:  # nothing to read: no call for it
+                found[key] = ("", 0.0, cut)
+                self._remember(key, digest, found[key])
                 continue
             crop = _margined(_tight(raw))
             scale = self.ocr_height / crop.shape[0]
@@ -208,21 +280,36 @@ class LocalVisionBackend:
             digests.append(digest)
         if crops:
             texts, _elapsed = self._recognizer()(crops)
-            with self._lock:
-                for key, digest, (text, _score) in zip(keys, digests, texts, strict=True):
-                    texts_by_key[key] = text
-                    self._memo[(key, digest)] = text
-                while len(self._memo) > self.memo_size:
-                    self._memo.popitem(last=False)
+            for key, digest, (text, score) in zip(keys, digests, texts, strict=True):
+                found[key] = (str(text), float(score), None)
+                self._remember(key, digest, found[key])
         out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
+        confidence: dict[str, float] = {}
+        unsure: list[tuple[str, str]] = []
         texted = set()
-        for key, text in texts_by_key.items():
+        for key, (text, score, cut) in found.items():
+            if cut is not None:
+                unsure.append((key, f"cut: a glyph at the region's {cut} edge"))
+                continue
             parsed = parse_hud_text(key, text)
+            if all(v is None for v in parsed.values()):
+                continue  # blank (Doom's AMMO with the fist), or no digits in it
+            texted.add(key)
+            if score < self.min_confidence:
+                unsure.append(
+                    (key, f"unsure: read {text!r} at {score:.2f} < {self.min_confidence}")
+                )
+                continue
             out.update(parsed)
-            if any(v is not None for v in parsed.values()):
-                texted.add(key)
+            confidence.update(dict.fromkeys(parsed, round(score, 3)))
         self._check_regions(texted)
-        return out
+        return out, confidence, unsure
+
+    def _remember(self, key: str, digest: bytes, read: tuple[str, float, str | None]) -> None:
+        with self._lock:
+            self._memo[(key, digest)] = read
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
 
     def _check_regions(self, texted: set[str]) -> None:
         """Warn, once, about regions that held no digits on the first frames: regions for
@@ -244,11 +331,37 @@ class LocalVisionBackend:
                 self.CHECK_FRAMES,
             )
 
+    UNREAD_WARN = 0.05
+    """A region unread on more than this share of frames is warned about."""
+    CUT_WARN = 0.01
+    """A region whose glyphs are cut on more than this share of frames is warned about."""
+
     def metrics(self) -> dict[str, Any]:
+        with self._lock:
+            fields = {k: dict(c) for k, c in self.field_counts.items()}
         return {
             "regions_without_text": list(self.regions_without_text),
             "regions_reused": self.memo_hits,
+            "fields": fields,
+            "recalibrate": self.warnings(fields),
         }
+
+    def warnings(self, fields: Mapping[str, Mapping[str, int]]) -> list[str]:
+        """One line per region that is unread too often, or whose glyphs look cut: the
+        regions do not fit this screen (another size, HUD scale or mode)."""
+        out = []
+        for key, c in sorted(fields.items()):
+            frames = c.get("frames", 0)
+            if not frames:
+                continue
+            unread, cut = c.get("unread", 0) / frames, c.get("cut", 0) / frames
+            if unread > self.UNREAD_WARN or cut > self.CUT_WARN:
+                out.append(
+                    f"HUD region {key!r} unread on {unread:.1%} of {frames} frames "
+                    f"({cut:.1%} with a glyph cut by its edge): recalibrate on a recording "
+                    "of this screen (python -m flows.calibrate RECORDING --ranges GAME)"
+                )
+        return out
 
     def check(
         self, hud: dict[str, int | None]
@@ -262,6 +375,17 @@ class LocalVisionBackend:
                 checked[field] = None
                 rejected.append((field, why))
         return checked, tuple(rejected)
+
+    def _count(self, rejected: Sequence[tuple[str, str]]) -> None:
+        """Per region: frames read, and how many gave no number to trust (and why)."""
+        why = {"ammo" if f == "ammo_reserve" else f: r for f, r in rejected}
+        with self._lock:
+            for key in self.hud_regions:
+                c = self.field_counts.setdefault(key, Counter())
+                c["frames"] += 1
+                if key in why:
+                    c["unread"] += 1
+                    c[why[key].split(":")[0]] += 1
 
     def find_enemies(self, image: np.ndarray) -> tuple[Detection, ...]:
         h, w = image.shape[:2]
@@ -293,7 +417,11 @@ class LocalVisionBackend:
 
     def infer(self, frame: Frame) -> VisionResult:
         t0 = time.perf_counter()
-        hud, rejected = self.check(self.read_hud(frame.image))
+        read, confidence, unsure = self.read_hud(frame.image)
+        hud, implausible = self.check(read)
+        rejected = (*unsure, *implausible)
+        confidence = {k: v for k, v in confidence.items() if hud.get(k) is not None}
+        self._count(rejected)
         scene = self.classify_scene(frame.image, hud)
         enemies = () if scene is Scene.DEATH else self.find_enemies(frame.image)
         return VisionResult(
@@ -309,4 +437,5 @@ class LocalVisionBackend:
             backend=self.name,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             rejected=rejected,
+            confidence=tuple(sorted(confidence.items())),
         )

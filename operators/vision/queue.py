@@ -258,6 +258,10 @@ class VisionStage:
                 out["endpoints"] = eps
             if bm.get("regions_without_text"):
                 out["regions_without_text"] = bm["regions_without_text"]
+            if bm.get("fields"):
+                out["hud_fields"] = bm["fields"]
+            if bm.get("recalibrate"):
+                out["recalibrate"] = bm["recalibrate"]
         return out
 
 

@@ -67,3 +67,67 @@ def test_includes_lay_files_over_the_config_and_bad_ones_are_named(tmp_path):
     (tmp_path / "loop.toml").write_text('include = ["loop.toml"]\n')
     with pytest.raises(ConfigError, match="includes itself"):
         load_config(tmp_path / "loop.toml")
+
+
+def _read_all(rec, regions):
+    """Each frame of a recording read by the local model with ``regions``: (truth, reading)."""
+    from operators.capture.replay import read_index
+    from operators.frame import Frame
+    from operators.vision.local import LocalVisionBackend
+
+    backend = LocalVisionBackend(hud_regions=regions, ranges="doom")
+    out = []
+    for e in read_index(rec):
+        image = cv2.imread(str(rec / e.file))[..., ::-1]
+        out.append((e.truth, backend.infer(Frame("s", e.line, 0.0, np.ascontiguousarray(image)))))
+    return out, backend
+
+
+@pytest.mark.parametrize("resolution", ["1024x768"])
+def test_doom_regions_fit_every_number_at_its_widest(tmp_path, resolution):
+    """The real game at a size the presets were not made for: calibrated on a minute of
+    ordinary play (health and armor never past 100 %), each region still holds 200 %
+    and three digits of ammo; every number is named by its own label; two recordings
+    give the same regions; and what the model reads is right or unread, never a wrong
+    number (checked against the game's own variables, within one frame)."""
+    from tests.data.doom_recording import record_doom
+
+    w, h = (int(v) for v in resolution.split("x"))
+    regions = []
+    for seed in (11, 12):
+        rec = tmp_path / f"cal-{seed}"
+        record_doom(rec, resolution, frames=120, seed=seed)
+        out = tmp_path / f"regions-{seed}.toml"
+        argv = [str(rec), "--out", str(out), "--frames", "12", "--ranges", "doom"]
+        assert calibrate_main(argv) == 0
+        cfg = tmp_path / f"run-{seed}.toml"
+        cfg.write_text(f'include = ["{out.name}"]\n[vision]\nbackend = "local"\n')
+        regions.append(load_config(cfg).hud.regions)
+    first, second = regions
+    assert {"health", "armor", "ammo"} <= set(first), first
+    assert set(first) == set(second)
+    for name in first:  # the same regions, to within two pixels
+        px = np.abs((np.array(first[name]) - np.array(second[name])) * [w, h, w, h])
+        assert px.max() <= 2, (name, first[name], second[name])
+    play = tmp_path / "play"
+    record_doom(play, resolution, frames=150, seed=23, cheats=True)
+    reads, backend = _read_all(play, first)
+    prev = None
+    wrong, right, widest = [], 0, set()
+    for truth, got in reads:
+        for f in ("health", "armor", "ammo"):
+            value, want = getattr(got, f), getattr(truth, f)
+            near = {want, getattr(prev or truth, f)}
+            if value is None:
+                continue
+            if value in near:
+                right += 1
+                if value >= 100:
+                    widest.add(f)
+            else:
+                wrong.append((f, want, value))
+        prev = truth
+    assert not wrong, wrong  # never a wrong number
+    assert right >= 0.95 * 3 * len(reads) - sum(t.ammo is None for t, _ in reads)
+    assert {"health", "armor"} <= widest  # three-digit percentages, never seen in calibration
+    assert backend.metrics()["recalibrate"] == []

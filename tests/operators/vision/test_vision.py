@@ -375,3 +375,31 @@ def test_inline_refuses_a_model_behind_http():
             VisionStage(backend, VisionPolicy(inline=True))
     finally:
         backend.close()
+
+
+def test_a_number_cut_by_its_region_is_unread_and_the_summary_says_recalibrate():
+    """Doom's "48" beside "100%": a region that starts inside the "8" reads "8100" or
+    "3100" as a number; the cut glyph makes it unread (None, with the reason), the
+    confident readings carry their confidence, and the backend asks to recalibrate."""
+    import cv2
+    import numpy as np
+
+    from operators.frame import Frame
+    from operators.vision.local import LocalVisionBackend
+
+    img = np.full((240, 640, 3), 60, np.uint8)
+    cv2.putText(img, "48", (20, 200), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (230, 30, 30), 5)
+    cv2.putText(img, "100", (200, 200), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (230, 30, 30), 5)
+    cut = {"health": (0.12, 0.6, 0.55, 0.95), "ammo": (0.0, 0.6, 0.12, 0.95)}  # inside the "8"
+    backend = LocalVisionBackend(hud_regions=cut, ranges="doom")
+    got = backend.infer(Frame("s", 0, 0.0, img))
+    assert got.health is None
+    assert dict(got.rejected)["health"].startswith("cut")
+    fair = {"health": (0.28, 0.6, 0.6, 0.95), "ammo": (0.0, 0.6, 0.25, 0.95)}
+    good = LocalVisionBackend(hud_regions=fair, ranges="doom").infer(Frame("s", 1, 0.0, img))
+    assert (good.health, good.ammo) == (100, 48)
+    assert 0.8 <= good.confidence_of("health") <= 1.0 and good.confidence_of("armor") is None
+    warnings = backend.metrics()["recalibrate"]
+    # both regions cut the "8": the one it starts in (health) and the one it ends (ammo)
+    assert [w.split("'")[1] for w in warnings] == ["ammo", "health"]
+    assert all("recalibrate" in w for w in warnings)
