@@ -175,7 +175,7 @@ class LocalVisionBackend:
         ocr_threads: int = 1,
         ranges: str | Mapping[str, Sequence[int]] | None = None,
         memo_size: int = 8192,
-        min_confidence: float = 0.8,
+        min_confidence: float = 0.5,
     ) -> None:
         check_int("vision.options.memo_size", memo_size, 0)
         if not 0.0 <= float(min_confidence) <= 1.0:
