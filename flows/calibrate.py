@@ -547,14 +547,16 @@ def _on_pixels(
 
     >>> _on_pixels((4 / 1024, 0.5, 100 / 1024, 0.75), 1024, 768)
     (0.00439, 0.50065, 0.09814, 0.75065)
+    >>> _on_pixels((0.9, 0.9, 1.0, 1.0), 1024, 768)[2:]
+    (1.0, 1.0)
     """
     x0, x1 = round(rect[0] * width), round(rect[2] * width)
     y0, y1 = round(rect[1] * height), round(rect[3] * height)
     return (
         round((x0 + 0.5) / width, 5),
         round((y0 + 0.5) / height, 5),
-        round((x1 + 0.5) / width, 5),
-        round((y1 + 0.5) / height, 5),
+        1.0 if x1 >= width else round((x1 + 0.5) / width, 5),  # to the frame's edge
+        1.0 if y1 >= height else round((y1 + 0.5) / height, 5),
     )
 
 
