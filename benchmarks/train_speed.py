@@ -49,7 +49,7 @@ from flows.rl.spaces import ACTION_NVEC
 from flows.rl.vec_env import VisionPipelineVecEnv
 from flows.train_ppo import ENVS, make_venv
 from operators.capture.arena import Arena
-from operators.capture.doom import BUTTONS, DoomSettings, doom_buttons, monster_boxes
+from operators.capture.doom import DoomSettings, doom_buttons, monster_boxes
 
 FRAME_SKIP = 4
 
@@ -125,7 +125,6 @@ def bare_arena(envs: int, seconds: float, seed: int, at_once: bool = False) -> d
 
 
 def bare_doom(envs: int, seconds: float, seed: int, at_once: bool = False) -> dict[str, Any]:
-    import vizdoom as vzd
 
     opts = load_config(ENVS["doom-basic"].config).capture.options
     settings = DoomSettings(
@@ -139,7 +138,6 @@ def bare_doom(envs: int, seconds: float, seed: int, at_once: bool = False) -> di
     games = []
     for i in range(envs):
         game = settings.make()
-        game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
         game.set_labels_buffer_enabled(True)
         game.set_seed(seed + i)
         game.init()

@@ -9,8 +9,8 @@ boxes that **stay put while their text changes**, with digits in them: a HUD's
 numbers, not the scenery's. Each is named by what it reads where it can
 (``$`` → money, ``12/90`` → ammo, ``HP``/``+`` → health, ``AR``/shield → armor,
 then by its values and place: two numbers up to 100 on the left are health
-and armor, a larger one is money) or ``text_<n>``, padded so longer numbers
-fit, and written as TOML a config includes::
+and armor, a larger one is money) or ``text_<n>``, each with room for its widest
+value (:func:`_fit`), and written as TOML a config includes::
 
     include = ["regions.toml"]      # in your config; its regions replace the presets
 
@@ -40,6 +40,7 @@ from operators.capture.replay import read_index
 from operators.errors import RecordingError
 from operators.hud import HUD_RANGES, hud_ranges
 from operators.reading import HUD_FIELDS
+from operators.vision.local import cut_glyph, ink_mask
 
 __all__ = ["Field", "calibrate", "find_fields", "main"]
 
@@ -100,7 +101,8 @@ class Field:
         return [int(n.split("/")[0]) for n in self.numbers]
 
     region: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
-    """What is written: :meth:`union` padded, kept clear of its neighbours (:func:`_pad`)."""
+    """What is written: room for the field's widest value, kept clear of its neighbours
+    and the panel's edges (:func:`_fit`)."""
 
     def union(self) -> tuple[float, float, float, float]:
         a = np.array(self.rects)
@@ -375,19 +377,17 @@ class Ink:
 
 
 def _ink(image: np.ndarray, rect: tuple[float, float, float, float]) -> Ink | None:
-    """The ink inside a text box: pixels far (> 60 in some channel) from the colour of
-    the box's border, which is what lies behind the text, and nearer the text's own
-    colour than that. ``None`` if the box holds none."""
+    """The ink inside a text box, as the local model sees it
+    (:func:`~operators.vision.local.ink_mask`), and nearer the text's own colour than the
+    background's. ``None`` if the box holds none."""
     h, w = image.shape[:2]
     x0, y0 = max(int(rect[0] * w), 0), max(int(rect[1] * h), 0)
     x1, y1 = min(int(np.ceil(rect[2] * w)), w), min(int(np.ceil(rect[3] * h)), h)
     crop = image[y0:y1, x0:x1]
     if crop.shape[0] < 3 or crop.shape[1] < 3:
         return None
-    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-    bg = np.median(edges.reshape(-1, 3), axis=0).astype(np.int16)
+    ink, bg = ink_mask(crop)
     pixels = crop.astype(np.int16)
-    ink = np.abs(pixels - bg).max(axis=2) > 60
     if ink.any():  # the text's own colour: not a panel's edge of another colour in the box
         colour = np.median(pixels[ink], axis=0)
         ink &= np.abs(pixels - colour).sum(axis=2) < np.abs(pixels - bg).sum(axis=2)
@@ -571,8 +571,6 @@ def _uncut(
     (:func:`~operators.vision.local.cut_glyph`): a panel's bevel or the next box's ink
     the edge still reaches. A region that reads as cut on the very frames it was fitted
     on would never be read."""
-    from operators.vision.local import cut_glyph
-
     h, w = frames[0].shape[:2]
     x0, x1 = int(rect[0] * w), int(rect[2] * w)
     y0, y1 = int(rect[1] * h), int(rect[3] * h)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from operators.capture.doom import BUTTONS, HUD_MODES, DoomSettings, game_vars, vizdoom_module
+from operators.capture.doom import HUD_MODES, DoomSettings, game_vars
 from operators.errors import ConfigError
 from operators.x11 import focus_window
 
@@ -49,11 +49,7 @@ def run(
     """Play until ``stop`` is set or ``seconds`` pass; returns counts (tics, episodes,
     deaths). Respawns after a death, starts a new episode after the last."""
     stop = stop or threading.Event()
-    game = settings.make()
-    # Every scenario takes the same keys (a scenario's own list would leave the others
-    # dead in spectator mode: basic lists only strafing and fire), as in lockstep.
-    vzd = vizdoom_module()
-    game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
+    game = settings.make()  # every scenario takes the same keys, as in lockstep
     game.init()
     out = log.open("w", encoding="utf-8") if log is not None else None
     tics = episodes = deaths = 0

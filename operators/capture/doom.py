@@ -146,7 +146,8 @@ class DoomSettings:
         return w, h
 
     def make(self) -> Any:
-        """A configured, not yet started ``vizdoom.DoomGame`` (call ``init()``)."""
+        """A configured, not yet started ``vizdoom.DoomGame`` (call ``init()``), taking
+        :data:`BUTTONS` whatever its scenario lists."""
         vzd = vizdoom_module()
         w, h = self.size()
         res = getattr(vzd.ScreenResolution, f"RES_{w}X{h}", None)
@@ -172,6 +173,10 @@ class DoomSettings:
                 "player": vzd.Mode.PLAYER,
             }[self.mode]
         )
+        # Every scenario takes the same keys (a scenario's own list would leave the others
+        # dead: basic lists only strafing and fire), so one policy's actions mean the same
+        # in every scenario, in-process and through the screen.
+        game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
         game.set_render_hud(self.hud != "none")
         game.set_render_minimal_hud(self.hud == "fullscreen")  # numbers over the picture
         game.set_render_crosshair(False)
@@ -372,8 +377,6 @@ class _DoomStream(GameStream):
     def __init__(self, stream_id: str, src: DoomSource, index: int) -> None:
         super().__init__(stream_id, src, index)
         self.game = src.settings.make()
-        vzd = vizdoom_module()
-        self.game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
         self.game.set_labels_buffer_enabled(src.labels)
         self.game.set_seed(self.seed)
         self.game.init()

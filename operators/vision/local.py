@@ -29,7 +29,7 @@ from operators.hud import hud_regions as resolve_hud_regions
 from operators.options import check_int
 from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
 
-__all__ = ["LocalVisionBackend", "parse_hud_text"]
+__all__ = ["LocalVisionBackend", "background", "cut_glyph", "ink_mask", "parse_hud_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,30 @@ def parse_hud_text(field: str, text: str) -> dict[str, int | None]:
     return {field: nums[0] if nums else None}
 
 
+INK_CONTRAST = 60
+"""Levels (in some channel) a pixel must be from the background to count as text."""
+
+
+def background(crop: np.ndarray) -> np.ndarray:
+    """What lies behind a HUD crop's text: the median colour of its edges (a tight
+    region is mostly text, and the median of all its pixels would be the text's colour)."""
+    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    return np.median(edges.reshape(-1, 3), axis=0)
+
+
+def ink_mask(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Text of any colour, on a panel or on the picture: the pixels more than
+    :data:`INK_CONTRAST` from the :func:`background` in some channel, and that
+    background (``int16``). The crop, the calibration and the cut check all see ink so.
+
+    >>> crop = np.zeros((4, 6, 3), np.uint8); crop[1:3, 2:4] = 200
+    >>> int(ink_mask(crop)[0].sum())
+    4
+    """
+    bg = background(crop).astype(np.int16)
+    return np.abs(crop.astype(np.int16) - bg).max(axis=2) > INK_CONTRAST, bg
+
+
 def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
     """Trim a HUD crop to the columns holding text: pixels far from the background (the
     median colour of the crop's edges) in some channel (text of any colour, on a panel
@@ -66,12 +90,7 @@ def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
     """
     if crop.size == 0:
         return crop
-    # The background is what the crop's edges show: a tight region is mostly text, and
-    # the median of all its pixels would be the text's own colour.
-    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-    median = np.median(edges.reshape(-1, 3), axis=0)
-    far = np.abs(crop.astype(np.int16) - median.astype(np.int16)).max(axis=2) > 60
-    cols = np.flatnonzero(far.any(axis=0))
+    cols = np.flatnonzero(ink_mask(crop)[0].any(axis=0))
     if cols.size == 0:
         return crop
     return crop[:, max(cols[0] - margin, 0) : cols[-1] + margin + 1]
@@ -87,8 +106,7 @@ def _margined(crop: np.ndarray, share: float = 0.4) -> np.ndarray:
     """
     if crop.size == 0:
         return crop
-    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-    colour = np.median(edges.reshape(-1, 3), axis=0).astype(np.uint8)
+    colour = background(crop).astype(np.uint8)
     pad = int(share * crop.shape[0])
     return cv2.copyMakeBorder(crop, 0, 0, pad, pad, cv2.BORDER_CONSTANT, value=colour.tolist())
 
@@ -113,11 +131,9 @@ def cut_glyph(crop: np.ndarray) -> str | None:
     h, w = crop.shape[:2]
     if h < 4 or w < 4:
         return None
-    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-    median = np.median(edges.reshape(-1, 3), axis=0).astype(np.int16)
+    mask, _bg = ink_mask(crop)
     pixels = crop.astype(np.int16)
-    ink = (np.abs(pixels - median).max(axis=2) > 60).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n <= 1:
         return None
     tall = stats[1:, cv2.CC_STAT_HEIGHT].max()
@@ -140,7 +156,7 @@ def cut_glyph(crop: np.ndarray) -> str | None:
             continue
         if colour is not None:
             own = np.median(pixels[labels == i], axis=0)
-            if np.abs(own - colour).max() > 60:
+            if np.abs(own - colour).max() > INK_CONTRAST:
                 continue  # scenery behind an overlay HUD, not one of its glyphs
         return "left" if x0 == 0 else "right"
     return None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from operators.capture.doom import BUTTONS, DoomSettings, doom_truth, game_vars, vizdoom_module
+from operators.capture.doom import DoomSettings, doom_truth, game_vars
 from operators.frame import Frame
 from sinks.recorder import RecordingWriter
 
@@ -46,9 +46,7 @@ def record_doom(
         episode_timeout=0,
         extra_args=("+sv_cheats 1",),
     )
-    vzd = vizdoom_module()
     game = settings.make()
-    game.set_available_buttons([getattr(vzd.Button, b) for b in BUTTONS])
     game.init()
     rng = np.random.default_rng(seed)
     seq = 0
