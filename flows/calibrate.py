@@ -40,7 +40,8 @@ from operators.capture.replay import read_index
 from operators.errors import RecordingError
 from operators.hud import HUD_RANGES, hud_ranges
 from operators.reading import HUD_FIELDS
-from operators.vision.local import cut_glyph, ink_mask
+from operators.vision.glyphs import glyph_runs, solid_runs, text_ink
+from operators.vision.local import cut_glyph
 
 __all__ = ["Field", "calibrate", "find_fields", "main"]
 
@@ -178,12 +179,33 @@ def _inked(
     return (runs[0][0], rect[1], runs[-1][2], rect[3]) if runs else rect
 
 
+def _label_pair(word: str) -> int | None:
+    """Where two labels read as one word split ("AMMLHEALTH": Doom's AMMO and HEALTH at
+    1920x1080, with no space read between them), if they do.
+
+    >>> k = _label_pair("AMMLHEALTH")
+    >>> _label_of("AMMLHEALTH"[:k]), _label_of("AMMLHEALTH"[k:]), _label_pair("ARMORO")
+    ('ammo', 'health', None)
+    """
+    best, at = 0.0, None
+    for k in range(2, len(word) - 1):
+        (a, ra), (b, rb) = _label_match(word[:k]), _label_match(word[k:])
+        if a is None or b is None or a == b:
+            continue
+        if ra * k + rb * (len(word) - k) > best:  # the characters both halves explain
+            best, at = ra * k + rb * (len(word) - k), k
+    return at
+
+
 def _words(
     rect: tuple[float, float, float, float], text: str, image: np.ndarray | None = None
 ) -> list[tuple[tuple[float, float, float, float], str]]:
     """A line of words ("AMMO HEALTH"), each where its ink is (when the blank gaps in
     the box split it into as many runs as words), else by its share of the characters."""
     words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
+    if len(words) == 1 and _label_pair(text) is not None:
+        k = _label_pair(text)
+        words = [(0, k, text[:k]), (k, len(text), text[k:])]
     if len(words) < 2:
         return [(rect, text)]
     if image is not None:
@@ -219,8 +241,31 @@ def _cuts_by_labels(
     cuts = [(a1 + b0) / 2 for (_a0, a1), (b0, _b1) in itertools.pairwise(near)]
     if image is None or not cuts:
         return cuts
-    gaps = [(a[2] + b[0]) / 2 for a, b in itertools.pairwise(_ink_runs(image, rect, gap=0.0))]
-    return [min(gaps, key=lambda g: abs(g - c)) if gaps else c for c in cuts]
+    # the widest gap between two glyphs between the two labels' middles (a label cut
+    # from a merged line by its characters' share is only roughly where its ink is)
+    ink = _ink(image, rect)
+    runs = ink.solid().runs if ink is not None else ()
+    w = image.shape[1]
+    gaps = [(a[1] + 1, b[0]) for a, b in itertools.pairwise(runs)]
+    out = []
+    for (a0, a1), (b0, b1), cut in zip(near, near[1:], cuts, strict=False):
+        between = [g for g in gaps if (a0 + a1) / 2 * w <= (g[0] + g[1]) / 2 <= (b0 + b1) / 2 * w]
+        widest = max(between, key=lambda g: g[1] - g[0], default=None)
+        out.append((widest[0] + widest[1]) / 2 / w if widest else cut)
+    return out
+
+
+def _gaps(image: np.ndarray, rect: tuple[float, float, float, float], share: float) -> list[float]:
+    """Where a text box's glyphs (:func:`_ink`: the text's own colour, so a panel's
+    divider between two numbers does not bridge them; short or thin bits dropped) leave a blank
+    gap at least ``share`` × the box's height wide: the middle of each such gap."""
+    ink = _ink(image, rect)
+    if ink is None:
+        return []
+    h, w = image.shape[:2]
+    runs = ink.solid().runs
+    need = share * (rect[3] - rect[1]) * h
+    return [(a[1] + 1 + b[0]) / 2 / w for a, b in itertools.pairwise(runs) if b[0] - a[1] > need]
 
 
 def _split(
@@ -246,8 +291,7 @@ def _split(
             # No labels to say so (the detector misses Doom's AMMO at 1600x1200): a blank
             # gap of half the line's height or more between inked runs. Each part must
             # then read as a number on its own.
-            runs = _ink_runs(image, rect, gap=0.5)
-            cuts = [(a[2] + b[0]) / 2 for a, b in itertools.pairwise(runs)]
+            cuts = _gaps(image, rect, 0.5)
         edges = [rect[0], *cuts, rect[2]]
         parts = [_inked((a, rect[1], b, rect[3]), image) for a, b in itertools.pairwise(edges)]
         if len(parts) < 2 or engine is None or not hasattr(engine, "text_rec"):
@@ -324,6 +368,13 @@ def find_fields(
         and len(f.numbers) >= len(f.texts) / 2  # it holds numbers
     ]
     aspect = frames[0].shape[1] / frames[0].shape[0]
+    # A label box under two numbers ("AMMOHEALTH" read as one word) names neither: the
+    # strip under each is read on its own instead.
+    labels = [
+        (rect, word)
+        for rect, word in labels
+        if sum(_closeness(f, rect, aspect) >= 0.3 for f in steady) < 2
+    ]
     labels += _labels_under(steady, labels, frames, engine, aspect)
     game = {"ammo" if k == "ammo_reserve" else k for k in ranges} if ranges else LOCAL_FIELDS
     _name(steady, labels, aspect, game)
@@ -359,48 +410,33 @@ class Ink:
     def bottom(self) -> int:
         return max(r[3] for r in self.runs)
 
+    def solid(self) -> Ink:
+        """The runs that can be glyphs (:func:`~operators.vision.glyphs.solid_runs`)."""
+        return Ink(tuple(solid_runs(list(self.runs))))
+
     def glyphs(self, chars: int) -> Ink:
-        """The runs that are the text's ``chars`` glyphs: where there are more (a panel's
-        edge or divider inside the detector's box), the thinnest run at either end goes,
-        one at a time."""
-        runs = list(self.runs)
+        """The :meth:`solid` runs that are the text's ``chars`` glyphs: where there are
+        more (a panel's edge inside the detector's box), the thinnest run at either end
+        goes, one at a time."""
+        runs = list(self.solid().runs)
         while len(runs) > max(chars, 1):
             first, last = runs[0][1] - runs[0][0], runs[-1][1] - runs[-1][0]
             runs.pop(0 if first < last else -1)
-        # a sliver at either end (a bevel one pixel wide) is no glyph, whatever was read
-        widest = max(r[1] - r[0] + 1 for r in runs)
-        while len(runs) > 1 and runs[0][1] - runs[0][0] + 1 < 0.15 * widest:
-            runs.pop(0)
-        while len(runs) > 1 and runs[-1][1] - runs[-1][0] + 1 < 0.15 * widest:
-            runs.pop()
         return Ink(tuple(runs))
 
 
 def _ink(image: np.ndarray, rect: tuple[float, float, float, float]) -> Ink | None:
     """The ink inside a text box, as the local model sees it
-    (:func:`~operators.vision.local.ink_mask`), and nearer the text's own colour than the
-    background's. ``None`` if the box holds none."""
+    (:func:`~operators.vision.glyphs.text_ink`), in runs of columns. ``None`` if the box
+    holds none."""
     h, w = image.shape[:2]
     x0, y0 = max(int(rect[0] * w), 0), max(int(rect[1] * h), 0)
     x1, y1 = min(int(np.ceil(rect[2] * w)), w), min(int(np.ceil(rect[3] * h)), h)
     crop = image[y0:y1, x0:x1]
     if crop.shape[0] < 3 or crop.shape[1] < 3:
         return None
-    ink, bg = ink_mask(crop)
-    pixels = crop.astype(np.int16)
-    if ink.any():  # the text's own colour: not a panel's edge of another colour in the box
-        colour = np.median(pixels[ink], axis=0)
-        ink &= np.abs(pixels - colour).sum(axis=2) < np.abs(pixels - bg).sum(axis=2)
-    cols = ink.sum(axis=0) >= 2
-    runs, start = [], None
-    for x, on in enumerate([*cols.tolist(), False]):
-        if on and start is None:
-            start = x
-        elif not on and start is not None:
-            rows = np.flatnonzero(ink[:, start:x].any(axis=1))
-            runs.append((x0 + start, x0 + x - 1, y0 + int(rows[0]), y0 + int(rows[-1])))
-            start = None
-    return Ink(tuple(runs)) if runs else None
+    runs = glyph_runs(text_ink(crop), solid=False)
+    return Ink(tuple((x0 + a, x0 + b, y0 + t, y0 + u) for a, b, t, u in runs)) if runs else None
 
 
 def _widest(f: Field, ranges: Mapping[str, tuple[int, int]]) -> int:
@@ -456,7 +492,19 @@ def _fit(
             ink = _ink(frames[i], rect)
             if ink is not None:
                 chars = len(_GLYPHS.findall(text))  # not the recogniser's "#" for a bevel
-                seen.append((ink.glyphs(chars), chars))
+                solid = ink.solid().runs
+                # no glyph cut by the detector's box: one at its edge as wide as a glyph
+                widest = max(r[1] - r[0] + 1 for r in solid)
+                whole = all(
+                    r[1] - r[0] + 1 >= 0.55 * widest
+                    for r in (solid[0], solid[-1])
+                    if r[0] <= int(rect[0] * width) or r[1] >= int(rect[2] * width) - 1
+                )
+                seen.append((ink.glyphs(chars), chars, len(solid) == chars and whole))
+        # Sightings whose whole glyphs match what was read, where there are enough: a box
+        # the detector merged with part of a neighbour ("516": 51 and half a 0) is not one.
+        clean = [(ink, chars) for ink, chars, ok in seen if ok]
+        seen = clean if len(clean) * 3 >= len(seen) else [(i, c) for i, c, _ok in seen]
         inks.append(seen)
         if not seen:
             continue
@@ -475,9 +523,15 @@ def _fit(
         lefts = np.array([ink.left for ink, _c in seen], float)
         rights = np.array([ink.right + 1 for ink, _c in seen], float)
         counts = {c for _ink_, c in seen}
-        left_moves, right_moves = float(np.ptp(lefts)), float(np.ptp(rights))
+        # Which edge stays put, from the widths seen often enough to trust (a box the
+        # detector drew around one glyph of "100%" once is not the number at one width).
+        tally = Counter(c for _ink_, c in seen)
+        often = {c for c, k in tally.items() if k >= max(2, 0.1 * len(seen))}
+        steady = [(ink, c) for ink, c in seen if c in often]
+        left_moves = float(np.ptp([ink.left for ink, _c in steady])) if steady else 0.0
+        right_moves = float(np.ptp([ink.right for ink, _c in steady])) if steady else 0.0
         align = "?"  # seen at one width: unknown
-        if len(counts) >= 2:
+        if len(often) >= 2:
             align = "c"  # centred, or no edge stayed put
             if right_moves <= 0.3 * advance < left_moves:
                 align = "r"
@@ -506,9 +560,9 @@ def _fit(
             x0, x1 = hi - inked, hi
         elif align == "l":
             x0, x1 = lo, lo + inked
-        else:  # room on both sides
+        else:  # room for the widest value kept at either edge (a "1" is narrower than a "2")
             grow = max(n - most, 0) * advance
-            x0, x1 = lo - grow, hi + grow
+            x0, x1 = min(lo - grow, hi - inked), max(hi + grow, lo + inked)
         extents.append((x0 / width, top, x1 / width, bottom))
     for f, ext, seen in zip(fields, extents, inks, strict=True):
         if ext is None:
@@ -520,8 +574,26 @@ def _fit(
         own_right = max(ink.right + 1 for ink, _c in seen) / width
         left, right = max(0.0, x0 - 0.25 * adv), min(1.0, x1 + 0.25 * adv)
         top, bottom = max(0.0, y0 - gh / 6), min(1.0, y1 + gh / 6)
-        boxes = [e for e in extents if e is not None and e is not ext]
-        for ox0, oy0, ox1, oy1 in [*boxes, *others]:
+        for g, gext in zip(fields, extents, strict=True):
+            if g is f or gext is None:
+                continue
+            gx0, gy0, gx1, gy1 = gext
+            if min(y1, gy1) > max(y0, gy0):  # a number on the same line
+                # halfway between the two widest values, or, where those overlap,
+                # halfway between the inks seen: never into either number's ink
+                glo, ghi = (v / width for v in measured[id(g)][:2])
+                if glo + ghi < own_left + own_right:  # on the left
+                    cut = (gx1 + x0) / 2 if gx1 <= x0 else (ghi + own_left) / 2
+                    left = max(left, min(cut, own_left))
+                else:
+                    cut = (x1 + gx0) / 2 if x1 <= gx0 else (own_right + glo) / 2
+                    right = min(right, max(cut, own_right))
+            elif min(right, gx1) > max(left, gx0):  # in the same column
+                if gy1 <= y0:
+                    top = max(top, (gy1 + y0) / 2)
+                elif gy0 >= y1:
+                    bottom = min(bottom, (y1 + gy0) / 2)
+        for ox0, oy0, ox1, oy1 in others:  # labels, numbers not kept
             if min(ox1, own_right) > max(ox0, own_left) and min(oy1, y1) > max(oy0, y0):
                 continue  # its own text, boxed another way (or a merged line holding it)
             if min(y1, oy1) > max(y0, oy0):  # on the same line: halfway between
@@ -637,9 +709,14 @@ def _label_of(word: str) -> str | None:
     >>> [_label_of(w) for w in ("AEALTI", "ARMORO", "ARMS", "AMM", "HP", "ARMRO", "Health:")]
     ['health', 'armor', 'arms', 'ammo', 'health', 'armor', 'health']
     """
+    return _label_match(word)[0]
+
+
+def _label_match(word: str) -> tuple[str | None, float]:
+    """:func:`_label_of` with how well the word matches its label (0..1)."""
     w = re.sub(r"[^A-Z]", "", word.upper())
     if len(w) < 2:
-        return None
+        return None, 0.0
     best, score = None, 0.0
     for name, words in _LABELS.items():
         for label in words:
@@ -649,7 +726,7 @@ def _label_of(word: str) -> str | None:
                 r = difflib.SequenceMatcher(None, w, label).ratio()
             if r > score:
                 best, score = name, r
-    return best if score >= 0.65 else None
+    return (best, score) if score >= 0.65 else (None, 0.0)
 
 
 def _closeness(f: Field, label: tuple[float, float, float, float], aspect: float) -> float:
@@ -769,7 +846,7 @@ def _labels_under(
     for f in fields:
         if any(_closeness(f, rect, aspect) >= 0.3 and _label_of(w) for rect, w in labels):
             continue
-        x0, y0, x1, y1 = f.union()
+        x0, y0, x1, y1 = f.rect  # the median box: not a merged line's
         h = y1 - y0
         image = frames[f.at[0]]
         ih, iw = image.shape[:2]

@@ -28,8 +28,9 @@ from operators.hud import ARENA_HUD_REGIONS, HUD_RANGES, check_reading, hud_rang
 from operators.hud import hud_regions as resolve_hud_regions
 from operators.options import check_int
 from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
+from operators.vision.glyphs import INK_CONTRAST, GlyphFont, background, ink_mask
 
-__all__ = ["LocalVisionBackend", "background", "cut_glyph", "ink_mask", "parse_hud_text"]
+__all__ = ["LocalVisionBackend", "cut_glyph", "parse_hud_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,30 +54,6 @@ def parse_hud_text(field: str, text: str) -> dict[str, int | None]:
             return {"ammo": nums[0], "ammo_reserve": nums[1]}
         return {"ammo": nums[0] if nums else None, "ammo_reserve": None}
     return {field: nums[0] if nums else None}
-
-
-INK_CONTRAST = 60
-"""Levels (in some channel) a pixel must be from the background to count as text."""
-
-
-def background(crop: np.ndarray) -> np.ndarray:
-    """What lies behind a HUD crop's text: the median colour of its edges (a tight
-    region is mostly text, and the median of all its pixels would be the text's colour)."""
-    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
-    return np.median(edges.reshape(-1, 3), axis=0)
-
-
-def ink_mask(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Text of any colour, on a panel or on the picture: the pixels more than
-    :data:`INK_CONTRAST` from the :func:`background` in some channel, and that
-    background (``int16``). The crop, the calibration and the cut check all see ink so.
-
-    >>> crop = np.zeros((4, 6, 3), np.uint8); crop[1:3, 2:4] = 200
-    >>> int(ink_mask(crop)[0].sum())
-    4
-    """
-    bg = background(crop).astype(np.int16)
-    return np.abs(crop.astype(np.int16) - bg).max(axis=2) > INK_CONTRAST, bg
 
 
 def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
@@ -192,8 +169,20 @@ class LocalVisionBackend:
         ranges: str | Mapping[str, Sequence[int]] | None = None,
         memo_size: int = 8192,
         min_confidence: float = 0.5,
+        glyphs: bool = True,
+        audit_every: int = 50,
     ) -> None:
         check_int("vision.options.memo_size", memo_size, 0)
+        check_int("vision.options.audit_every", audit_every, 1)
+        self.glyphs = bool(glyphs)
+        """Read each region by its learned font (:class:`~operators.vision.glyphs.GlyphFont`)
+        where it can: microseconds instead of an OCR call; the OCR model reads the rest and
+        teaches the font."""
+        self.audit_every = int(audit_every)
+        """Every this many font reads, the OCR model reads the crop too; a sure read that
+        disagrees makes the font start over."""
+        self._fonts: dict[str, GlyphFont] = {}
+        self.glyph_counts: Counter[str] = Counter()
         if not 0.0 <= float(min_confidence) <= 1.0:
             msg = f"vision.options.min_confidence = {min_confidence!r}: expected 0..1"
             raise ValueError(msg)
@@ -264,8 +253,9 @@ class LocalVisionBackend:
         change while the picture did) reuses that reading, so only the regions that
         changed are read (``memo_size`` crops remembered)."""
         h, w = image.shape[:2]
-        crops, keys, digests = [], [], []
+        crops, keys, digests, raws = [], [], [], []
         found: dict[str, tuple[str, float, str | None]] = {}
+        audits: dict[str, str] = {}  # regions the font read, read by the OCR model too
         for key, (x0, y0, x1, y1) in self.hud_regions.items():
             raw = image[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
             if raw.size == 0:
@@ -284,6 +274,19 @@ class LocalVisionBackend:
                 found[key] = ("", 0.0, cut)
                 self._remember(key, digest, found[key])
                 continue
+            font = self._fonts.get(key) if self.glyphs else None
+            if font is not None:
+                with self._lock:
+                    matched = font.read(raw)
+                    if matched is not None:
+                        self.glyph_counts["read"] += 1
+                        audit = self.glyph_counts["read"] % self.audit_every == 0
+                if matched is not None and not audit:
+                    found[key] = (matched[0], matched[1], None)
+                    self._remember(key, digest, found[key])
+                    continue
+                if matched is not None:  # now and then the OCR model reads it too
+                    audits[key] = matched[0]
             crop = _margined(_tight(raw))
             scale = self.ocr_height / crop.shape[0]
             crop = cv2.resize(
@@ -294,11 +297,14 @@ class LocalVisionBackend:
             crops.append(np.ascontiguousarray(crop[..., ::-1]))  # the recogniser wants BGR
             keys.append(key)
             digests.append(digest)
+            raws.append(raw)
         if crops:
             texts, _elapsed = self._recognizer()(crops)
-            for key, digest, (text, score) in zip(keys, digests, texts, strict=True):
+            for key, digest, raw, (text, score) in zip(keys, digests, raws, texts, strict=True):
                 found[key] = (str(text), float(score), None)
                 self._remember(key, digest, found[key])
+                if self.glyphs:
+                    self._learn(key, raw, str(text), float(score), audits.get(key))
         out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
         confidence: dict[str, float] = {}
         unsure: list[tuple[str, str]] = []
@@ -320,6 +326,28 @@ class LocalVisionBackend:
             confidence.update(dict.fromkeys(parsed, round(score, 3)))
         self._check_regions(texted)
         return out, confidence, unsure
+
+    def _learn(
+        self, key: str, raw: np.ndarray, text: str, score: float, matched: str | None
+    ) -> None:
+        """The region's font learns from the OCR model's read; where the font had read the
+        crop itself (an audit) and a sure OCR read disagrees, the font is forgotten."""
+        with self._lock:
+            font = self._fonts.setdefault(key, GlyphFont())
+            self.glyph_counts["ocr"] += 1
+            if matched is not None:
+                self.glyph_counts["audits"] += 1
+                sure = score >= font.min_score
+                if sure and matched != "".join(text.split()):
+                    self.glyph_counts["audit_mismatches"] += 1
+                    logger.warning(
+                        "hud font of %r read %r where the OCR model read %r: learning it again",
+                        key,
+                        matched,
+                        text,
+                    )
+                    font.forget()
+            font.learn(raw, text, score)
 
     def _remember(self, key: str, digest: bytes, read: tuple[str, float, str | None]) -> None:
         with self._lock:
@@ -360,6 +388,7 @@ class LocalVisionBackend:
             "regions_reused": self.memo_hits,
             "fields": fields,
             "recalibrate": self.warnings(fields),
+            "glyphs": dict(self.glyph_counts),
         }
 
     def warnings(self, fields: Mapping[str, Mapping[str, int]]) -> list[str]:

@@ -1,0 +1,195 @@
+"""HUD text as ink, and a reader for the bitmap fonts games draw their numbers in.
+
+Game HUDs draw numbers from a fixed bitmap font: the same digit is the same pixels
+every time it is drawn at one size. :class:`GlyphFont` learns each glyph of one HUD
+region from the OCR model's confident reads (the region's ink cut into glyphs, one per
+character read), then reads by matching, in microseconds; what it cannot place with a
+clear margin is left to the OCR model. Every so often a matched read is checked
+against the OCR model, and a font that disagrees is forgotten and learned again.
+
+The ink functions here are how every part of framewax sees text in a crop: the crop
+trim and the cut check of the local model, the calibration, and the fonts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "INK_CONTRAST",
+    "GlyphFont",
+    "background",
+    "glyph_runs",
+    "ink_mask",
+    "solid_runs",
+    "text_ink",
+]
+
+INK_CONTRAST = 60
+"""Levels (in some channel) a pixel must be from the background to count as text."""
+
+Run = tuple[int, int, int, int]
+"""A glyph's columns and rows in its crop, ``(x0, x1, top, bottom)``, inclusive."""
+
+
+def background(crop: np.ndarray) -> np.ndarray:
+    """What lies behind a HUD crop's text: the median colour of its edges (a tight
+    region is mostly text, and the median of all its pixels would be the text's colour)."""
+    edges = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+    return np.median(edges.reshape(-1, 3), axis=0)
+
+
+def ink_mask(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Text of any colour, on a panel or on the picture: the pixels more than
+    :data:`INK_CONTRAST` from the :func:`background` in some channel, and that
+    background (``int16``).
+
+    >>> crop = np.zeros((4, 6, 3), np.uint8); crop[1:3, 2:4] = 200
+    >>> int(ink_mask(crop)[0].sum())
+    4
+    """
+    bg = background(crop).astype(np.int16)
+    return np.abs(crop.astype(np.int16) - bg).max(axis=2) > INK_CONTRAST, bg
+
+
+def text_ink(crop: np.ndarray) -> np.ndarray:
+    """:func:`ink_mask`, less the ink nearer the background's colour than the text's own
+    (the median of the ink): a panel's bevel of another colour in the crop is not text."""
+    ink, bg = ink_mask(crop)
+    if ink.any():
+        pixels = crop.astype(np.int16)
+        colour = np.median(pixels[ink], axis=0)
+        ink &= np.abs(pixels - colour).sum(axis=2) < np.abs(pixels - bg).sum(axis=2)
+    return ink
+
+
+def glyph_runs(ink: np.ndarray, solid: bool = True) -> list[Run]:
+    """The columns of ``ink`` that hold some (two pixels or more), as runs separated by
+    blank columns, each with the rows its ink spans; ``solid``: only those that can be
+    glyphs (:func:`solid_runs`).
+
+    >>> ink = np.zeros((10, 12), bool); ink[2:9, 1:4] = True; ink[2:9, 6:9] = True; ink[8, 10] = True
+    >>> glyph_runs(ink)
+    [(1, 3, 2, 8), (6, 8, 2, 8)]
+    """
+    cols = ink.sum(axis=0) >= 2
+    runs: list[Run] = []
+    start = None
+    for x, on in enumerate([*cols.tolist(), False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            rows = np.flatnonzero(ink[:, start:x].any(axis=1))
+            runs.append((start, x - 1, int(rows[0]), int(rows[-1])))
+            start = None
+    return solid_runs(runs) if solid else runs
+
+
+def solid_runs(runs: list[Run]) -> list[Run]:
+    """The runs that can be glyphs: at least half as tall as the tallest and a sixth as
+    wide as the widest (not a panel's bevel, a divider's foot, a speck)."""
+    if not runs:
+        return runs
+    tall = max(r[3] - r[2] + 1 for r in runs)
+    wide = max(r[1] - r[0] + 1 for r in runs)
+    return [r for r in runs if r[3] - r[2] + 1 >= 0.5 * tall and r[1] - r[0] + 1 >= wide / 6]
+
+
+_SIZE = (10, 14)  # a glyph, normalised: width x height
+
+
+@dataclass
+class GlyphFont:
+    """One HUD region's font, learned from the OCR model's reads and read by matching.
+
+    :meth:`learn` takes a crop, the text the OCR model read in it and its score: where
+    the score is at least ``min_score`` and the crop's ink cuts into exactly as many
+    glyphs as the text has characters, each glyph is remembered as that character (up
+    to ``per_char`` looks of each). :meth:`read` cuts a crop the same way and gives each
+    glyph the character whose looks are nearest: the text, with a confidence, only when
+    every glyph is within ``max_distance`` of its character and ``margin`` nearer to it
+    than to any other; else ``None`` (the OCR model reads it).
+
+    >>> font = GlyphFont()
+    >>> def crop(text):
+    ...     img = np.full((30, 20 + 18 * len(text), 3), 40, np.uint8)
+    ...     cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 30, 30), 2)
+    ...     return img
+    >>> font.read(crop("17")) is None  # nothing learned yet
+    True
+    >>> font.learn(crop("1234567890"), "1234567890", 0.99)
+    True
+    >>> font.read(crop("709"))[0]
+    '709'
+    """
+
+    max_distance: float = 0.14
+    margin: float = 0.06
+    min_score: float = 0.95
+    per_char: int = 6
+    looks: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def glyphs(self, crop: np.ndarray) -> list[np.ndarray]:
+        """The crop's glyphs, each its ink over the band all of them span, normalised to one
+        size, with its width (as a share of the band's height) as a last feature."""
+        if crop.ndim != 3 or crop.shape[0] < 4 or crop.shape[1] < 4:
+            return []
+        ink = text_ink(crop)
+        runs = glyph_runs(ink)
+        if not runs:
+            return []
+        top, bottom = min(r[2] for r in runs), max(r[3] for r in runs)
+        band = bottom - top + 1
+        out = []
+        for x0, x1, _t, _b in runs:
+            cell = ink[top : bottom + 1, x0 : x1 + 1].astype(np.float32)
+            norm = cv2.resize(cell, _SIZE, interpolation=cv2.INTER_AREA).ravel()
+            out.append(np.append(norm, min((x1 - x0 + 1) / band, 2.0)))
+        return out
+
+    def learn(self, crop: np.ndarray, text: str, score: float) -> bool:
+        """Remember the crop's glyphs as ``text``'s characters, if the read is sure and the
+        glyphs line up with the characters one to one."""
+        chars = [c for c in text if not c.isspace()]
+        if score < self.min_score or not chars:
+            return False
+        glyphs = self.glyphs(crop)
+        if len(glyphs) != len(chars):
+            return False
+        for c, g in zip(chars, glyphs, strict=True):
+            known = self.looks.setdefault(c, [])
+            if len(known) < self.per_char and all(_distance(g, k) > 0.02 for k in known):
+                known.append(g)
+        return True
+
+    def read(self, crop: np.ndarray) -> tuple[str, float] | None:
+        """The crop's text and the confidence in it (1 - the worst glyph's distance), or
+        ``None`` where a glyph matches no character clearly."""
+        if not self.looks:
+            return None
+        glyphs = self.glyphs(crop)
+        if not glyphs:
+            return None
+        text, worst = [], 0.0
+        for g in glyphs:
+            best = sorted(
+                (min(_distance(g, k) for k in known), c) for c, known in self.looks.items()
+            )
+            d, c = best[0]
+            if d > self.max_distance or (len(best) > 1 and best[1][0] - d < self.margin):
+                return None
+            text.append(c)
+            worst = max(worst, d)
+        return "".join(text), round(1.0 - worst, 3)
+
+    def forget(self) -> None:
+        self.looks.clear()
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two normalised glyphs, their widths counted as much
+    as a fifth of the picture."""
+    return float(np.abs(a[:-1] - b[:-1]).mean() + 0.2 * abs(a[-1] - b[-1]))

@@ -1,0 +1,65 @@
+"""The HUD font reader: learned from the OCR model, read by matching, checked by it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from operators.frame import Frame
+from operators.vision.glyphs import GlyphFont, glyph_runs, text_ink
+from operators.vision.local import LocalVisionBackend
+
+
+def _hud(health: int, ammo: int, font: int = cv2.FONT_HERSHEY_DUPLEX) -> np.ndarray:
+    img = np.full((200, 400, 3), (30, 60, 90), np.uint8)
+    cv2.putText(img, f"{health}", (20, 180), font, 1.6, (240, 200, 40), 3)
+    cv2.putText(img, f"{ammo}", (250, 180), font, 1.6, (240, 200, 40), 3)
+    return img
+
+
+REGIONS = {"health": (0.02, 0.65, 0.45, 0.98), "ammo": (0.6, 0.65, 0.98, 0.98)}
+
+
+def test_a_panel_bevel_is_no_glyph():
+    crop = np.full((30, 60, 3), 50, np.uint8)
+    cv2.putText(crop, "47", (12, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 30, 30), 2)
+    crop[:, 2] = 150  # a grey bevel, one pixel wide, the height of the crop
+    runs = glyph_runs(text_ink(crop))
+    assert len(runs) == 2 and runs[0][0] > 2
+
+
+def test_the_font_reads_what_the_ocr_model_taught_it_and_nothing_it_did_not():
+    backend = LocalVisionBackend(hud_regions=REGIONS, ranges="cs2", memo_size=0)
+    truth = [(100 - 3 * i, 30 - i) for i in range(24)]
+    for i, (h, a) in enumerate(truth):
+        got = backend.infer(Frame("s", i, 0.0, _hud(h, a)))
+        assert (got.health, got.ammo) == (h, a)
+    counts = backend.metrics()["glyphs"]
+    assert counts["read"] > 0 and counts["ocr"] > 0  # the font took over from the OCR model
+    font = backend._fonts["health"]
+    assert set(font.looks) <= set("0123456789")
+    # a glyph of another font is no digit it knows: unread by the font, read by OCR
+    other = np.full((60, 160, 3), (30, 60, 90), np.uint8)
+    cv2.putText(other, "58", (10, 50), cv2.FONT_HERSHEY_SCRIPT_COMPLEX, 1.6, (240, 200, 40), 3)
+    assert font.read(other) is None
+
+
+def test_an_audit_that_disagrees_makes_the_font_start_over(caplog):
+    backend = LocalVisionBackend(hud_regions=REGIONS, ranges="cs2", memo_size=0, audit_every=1)
+    backend.infer(Frame("s", 0, 0.0, _hud(100, 30)))  # the OCR model teaches "1", "0", "3"
+    font = backend._fonts["health"]
+    assert font.read(np.ascontiguousarray(_hud(100, 30)[130:196, 8:180])) is not None
+    # now the font's "0" is wrong: every read is audited, the OCR model disagrees
+    font.looks["8"] = font.looks.pop("0")
+    got = backend.infer(Frame("s", 1, 0.0, _hud(100, 30)))
+    assert got.health == 100  # the OCR model's reading, not the font's "188"
+    assert backend.metrics()["glyphs"]["audit_mismatches"] >= 1
+    assert "learning it again" in caplog.text
+
+
+def test_a_font_learns_only_sure_reads_that_line_up_with_their_glyphs():
+    font = GlyphFont()
+    crop = np.ascontiguousarray(_hud(47, 0)[130:196, 8:180])
+    assert not font.learn(crop, "47", 0.5)  # unsure
+    assert not font.learn(crop, "477", 0.99)  # three characters, two glyphs
+    assert font.learn(crop, "47", 0.99) and set(font.looks) == {"4", "7"}
