@@ -76,7 +76,11 @@ def cell_row(cell: Cell, work: Path, frames: int) -> dict[str, object]:
                 counts[f]["wrong"] += 1
         prev = e.truth
     row["frames"] = n
-    row["fields"] = {f: {k: v / n for k, v in c.items()} for f, c in counts.items()}
+    # a field the game never shows in this scenario (no weapon: AMMO blank) is not scored
+    shown = {f for f in FIELDS if any(getattr(e.truth, f) is not None for e in read_index(play))}
+    row["fields"] = {
+        f: {k: v / n for k, v in c.items()} if f in shown else None for f, c in counts.items()
+    }
     row["recalibrate"] = backend.metrics()["recalibrate"]
     return row
 

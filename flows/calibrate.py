@@ -733,7 +733,7 @@ def _closeness(f: Field, label: tuple[float, float, float, float], aspect: float
     """How much ``label`` reads as ``f``'s: the share of the narrower of the two that
     their columns share, for a label under or over ``f`` (within one and a half of its
     heights); 1 for a label just left of it on its line; 0 otherwise."""
-    x0, y0, x1, y1 = f.union()
+    x0, y0, x1, y1 = f.rect  # the median box: a merged line's box would reach its neighbour's label
     lx0, ly0, lx1, ly1 = label
     h = f.height()
     if (
@@ -808,11 +808,14 @@ def _name(
             give(f, "health", "its text starts with HP / + / health")
         elif vote(f, _ARMOR):
             give(f, "armor", "its text starts with AR / armor / shield")
-    for i, name in _labels_of(fields, list(labels), aspect).items():  # by its label
+    labelled = _labels_of(fields, list(labels), aspect)
+    for i, name in labelled.items():  # by its label
         give(fields[i], name, "its label reads " + name.upper())
-    # by values and place: small numbers left to right are health then armor,
-    # a number that goes past 100 is money
-    rest = sorted((f for f in fields if not f.name), key=lambda f: (f.rect[0], f.rect[1]))
+    # by values and place: small numbers left to right are health then armor, a number
+    # that goes past 100 is money. Not on a HUD that labels its numbers: there, a number
+    # without a label is something else (Doom's weapon slots, its ammo table).
+    rest = [] if labelled else [f for f in fields if not f.name]
+    rest.sort(key=lambda f: (f.rect[0], f.rect[1]))
     for f in rest:
         values = f.values()
         if values and f.rect[0] >= 0.5 and f.rect[1] >= 0.5 and "ammo" in game:
@@ -848,6 +851,9 @@ def _labels_under(
             continue
         x0, y0, x1, y1 = f.rect  # the median box: not a merged line's
         h = y1 - y0
+        # a label is often wider than its number ("ARMOR" over "0%"): two heights each way
+        middle, reach = (x0 + x1) / 2, 2 * h / aspect
+        x0, x1 = max(0.0, min(x0, middle - reach)), min(1.0, max(x1, middle + reach))
         image = frames[f.at[0]]
         ih, iw = image.shape[:2]
         for strip in ((x0, y1, x1, min(1.0, y1 + 0.8 * h)), (x0, max(0.0, y0 - 0.8 * h), x1, y0)):
@@ -987,6 +993,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {args.out} and {args.png or args.out.with_suffix('.png')}: {dict(names)}")
     for f in fields:
         print(f"  {f.name:<8} {list(f.padded())}  ({f.why})")
+    if args.ranges:
+        game = {"ammo" if k == "ammo_reserve" else k for k in HUD_RANGES[args.ranges]}
+        missing = sorted(game - set(names))
+        if missing:
+            print(
+                f"flows.calibrate: found no {', '.join(missing)} on {args.recording}: record a "
+                "stretch where they show and change (pick up armor, fire a weapon that uses "
+                "ammo), then calibrate again; until then they are not read",
+                file=sys.stderr,
+            )
     return 0
 
 
