@@ -387,10 +387,12 @@ def score(
 
 
 def _stale(summary: dict[str, Any]) -> float:
-    """The share of captured frames dropped as stale (the model could not keep up)."""
+    """The share of captured frames dropped because the reader could not keep up: too old
+    to be worth a call (``stale``) or passed over for a newer frame (``superseded``)."""
     ledger = summary["ledger"]
-    stale = sum(v for k, v in (ledger.get("reasons") or {}).items() if "stale" in str(k))
-    return stale / max(ledger["captured"], 1)
+    late = ("stale", "superseded")
+    dropped = sum(v for k, v in (ledger.get("reasons") or {}).items() if any(w in k for w in late))
+    return dropped / max(ledger["captured"], 1)
 
 
 def _min_confidence(seen: list[tuple[float, Observation]]) -> float | None:

@@ -40,7 +40,7 @@ from operators.capture.replay import read_index
 from operators.errors import RecordingError
 from operators.hud import HUD_RANGES, hud_ranges
 from operators.reading import HUD_FIELDS
-from operators.vision.glyphs import glyph_runs, solid_runs, text_ink
+from operators.vision.glyphs import solid_runs, text_runs
 from operators.vision.local import cut_glyph
 
 __all__ = ["Field", "calibrate", "find_fields", "main"]
@@ -426,16 +426,15 @@ class Ink:
 
 
 def _ink(image: np.ndarray, rect: tuple[float, float, float, float]) -> Ink | None:
-    """The ink inside a text box, as the local model sees it
-    (:func:`~operators.vision.glyphs.text_ink`), in runs of columns. ``None`` if the box
-    holds none."""
+    """The glyphs inside a text box, as the local model sees them
+    (:func:`~operators.vision.glyphs.text_runs`). ``None`` if the box holds none."""
     h, w = image.shape[:2]
     x0, y0 = max(int(rect[0] * w), 0), max(int(rect[1] * h), 0)
     x1, y1 = min(int(np.ceil(rect[2] * w)), w), min(int(np.ceil(rect[3] * h)), h)
     crop = image[y0:y1, x0:x1]
     if crop.shape[0] < 3 or crop.shape[1] < 3:
         return None
-    runs = glyph_runs(text_ink(crop), solid=False)
+    runs = text_runs(crop)
     return Ink(tuple((x0 + a, x0 + b, y0 + t, y0 + u) for a, b, t, u in runs)) if runs else None
 
 
@@ -648,15 +647,16 @@ def _uncut(
     y0, y1 = int(rect[1] * h), int(rect[3] * h)
     a, b = int(own_left * w), int(np.ceil(own_right * w))
     for _ in range(w):
-        sides = set()
-        for image in frames:
-            sides.add(cut_glyph(image[y0:y1, x0:x1]))
-            # the room left for wider values holds no glyph on these frames: anything
-            # tall at its outer edge there is the panel's (what a blank field shows)
-            if a - x0 >= 4:
-                sides.add("left" if cut_glyph(image[y0:y1, x0:a]) == "left" else None)
-            if x1 - b >= 4:
-                sides.add("right" if cut_glyph(image[y0:y1, b:x1]) == "right" else None)
+        sides = {cut_glyph(image[y0:y1, x0:x1]) for image in frames}
+        # The room left for wider values holds no glyph on these frames: something tall
+        # at its outer edge on most of them is the panel's (a bevel, which a blank field
+        # would show as a cut glyph); on a few, it is the picture behind an overlay HUD.
+        if a - x0 >= 4:
+            at_left = sum(cut_glyph(image[y0:y1, x0:a]) == "left" for image in frames)
+            sides.add("left" if at_left * 2 > len(frames) else None)
+        if x1 - b >= 4:
+            at_right = sum(cut_glyph(image[y0:y1, b:x1]) == "right" for image in frames)
+            sides.add("right" if at_right * 2 > len(frames) else None)
         moved = False
         if "left" in sides and x0 < a - 1:
             x0, moved = x0 + 1, True

@@ -26,6 +26,7 @@ __all__ = [
     "ink_mask",
     "solid_runs",
     "text_ink",
+    "text_runs",
 ]
 
 INK_CONTRAST = 60
@@ -64,6 +65,34 @@ def text_ink(crop: np.ndarray) -> np.ndarray:
         colour = np.median(pixels[ink], axis=0)
         ink &= np.abs(pixels - colour).sum(axis=2) < np.abs(pixels - bg).sum(axis=2)
     return ink
+
+
+def text_runs(crop: np.ndarray, ink: np.ndarray | None = None) -> list[Run]:
+    """The glyphs of the crop's text: :func:`glyph_runs` of its :func:`text_ink`, less the
+    runs of another colour than the text's (the median of the runs' colours): an icon
+    beside a number (Doom's ammo clip, read as "1" after "50") is not one of its glyphs.
+
+    >>> crop = np.zeros((20, 40, 3), np.uint8)
+    >>> crop[3:17, 4:10] = (230, 20, 20); crop[3:17, 14:20] = (230, 20, 20)
+    >>> crop[3:17, 26:32] = (200, 200, 40)  # a yellow icon
+    >>> [r[:2] for r in text_runs(crop)]
+    [(4, 9), (14, 19)]
+    """
+    if crop.ndim != 3 or crop.shape[0] < 3 or crop.shape[1] < 3:
+        return []
+    ink = text_ink(crop) if ink is None else ink
+    runs = glyph_runs(ink)
+    if len(runs) < 3:  # two of two colours: no majority to tell the text by
+        return runs
+    pixels = crop.astype(np.int16)
+    colours = [
+        np.median(
+            pixels[r[2] : r[3] + 1, r[0] : r[1] + 1][ink[r[2] : r[3] + 1, r[0] : r[1] + 1]], axis=0
+        )
+        for r in runs
+    ]
+    text = np.median(np.array(colours), axis=0)
+    return [r for r, c in zip(runs, colours, strict=True) if np.abs(c - text).max() <= INK_CONTRAST]
 
 
 def glyph_runs(ink: np.ndarray, solid: bool = True) -> list[Run]:
@@ -131,47 +160,68 @@ class GlyphFont:
     min_score: float = 0.95
     per_char: int = 6
     looks: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    bands: list[int] = field(default_factory=list)
+    """The heights of the glyphs' band in the last reads learned from (pixels)."""
+    colours: list[np.ndarray] = field(default_factory=list)
+    """The glyphs' colour in the last reads learned from."""
 
     def glyphs(self, crop: np.ndarray) -> list[np.ndarray]:
         """The crop's glyphs, each its ink over the band all of them span, normalised to one
         size, with its width (as a share of the band's height) as a last feature."""
+        cut = self._cut(crop)
+        return cut[0] if cut is not None else []
+
+    def _cut(self, crop: np.ndarray) -> tuple[list[np.ndarray], int, np.ndarray] | None:
+        """:meth:`glyphs`, the height of their band in pixels, and their colour."""
         if crop.ndim != 3 or crop.shape[0] < 4 or crop.shape[1] < 4:
-            return []
+            return None
         ink = text_ink(crop)
-        runs = glyph_runs(ink)
+        runs = text_runs(crop, ink)
         if not runs:
-            return []
+            return None
         top, bottom = min(r[2] for r in runs), max(r[3] for r in runs)
         band = bottom - top + 1
         out = []
+        mask = np.zeros_like(ink)
         for x0, x1, _t, _b in runs:
-            cell = ink[top : bottom + 1, x0 : x1 + 1].astype(np.float32)
-            norm = cv2.resize(cell, _SIZE, interpolation=cv2.INTER_AREA).ravel()
+            cell = ink[top : bottom + 1, x0 : x1 + 1]
+            mask[top : bottom + 1, x0 : x1 + 1] = cell
+            norm = cv2.resize(cell.astype(np.float32), _SIZE, interpolation=cv2.INTER_AREA).ravel()
             out.append(np.append(norm, min((x1 - x0 + 1) / band, 2.0)))
-        return out
+        colour = np.median(crop[mask].astype(np.float32), axis=0)
+        return out, band, colour
 
     def learn(self, crop: np.ndarray, text: str, score: float) -> bool:
         """Remember the crop's glyphs as ``text``'s characters, if the read is sure and the
-        glyphs line up with the characters one to one."""
+        glyphs line up with the characters one to one; and their height and colour."""
         chars = [c for c in text if not c.isspace()]
         if score < self.min_score or not chars:
             return False
-        glyphs = self.glyphs(crop)
-        if len(glyphs) != len(chars):
+        cut = self._cut(crop)
+        if cut is None or len(cut[0]) != len(chars):
             return False
+        glyphs, band, colour = cut
         for c, g in zip(chars, glyphs, strict=True):
             known = self.looks.setdefault(c, [])
             if len(known) < self.per_char and all(_distance(g, k) > 0.02 for k in known):
                 known.append(g)
+        self.bands = [*self.bands[-15:], band]
+        self.colours = [*self.colours[-15:], colour]
         return True
 
     def read(self, crop: np.ndarray) -> tuple[str, float] | None:
         """The crop's text and the confidence in it (1 - the worst glyph's distance), or
-        ``None`` where a glyph matches no character clearly."""
-        if not self.looks:
+        ``None`` where a glyph matches no character clearly, or the glyphs are not of the
+        font's height and colour (the picture behind an overlay HUD, cut into glyphs)."""
+        if not self.looks or not self.bands:
             return None
-        glyphs = self.glyphs(crop)
-        if not glyphs:
+        cut = self._cut(crop)
+        if cut is None:
+            return None
+        glyphs, band, colour = cut
+        if abs(band - float(np.median(self.bands))) > 0.12 * float(np.median(self.bands)):
+            return None
+        if np.abs(colour - np.median(np.array(self.colours), axis=0)).max() > INK_CONTRAST / 2:
             return None
         text, worst = [], 0.0
         for g in glyphs:
@@ -187,6 +237,8 @@ class GlyphFont:
 
     def forget(self) -> None:
         self.looks.clear()
+        self.bands.clear()
+        self.colours.clear()
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:

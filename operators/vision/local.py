@@ -28,7 +28,7 @@ from operators.hud import ARENA_HUD_REGIONS, HUD_RANGES, check_reading, hud_rang
 from operators.hud import hud_regions as resolve_hud_regions
 from operators.options import check_int
 from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
-from operators.vision.glyphs import INK_CONTRAST, GlyphFont, background, ink_mask
+from operators.vision.glyphs import INK_CONTRAST, GlyphFont, background, ink_mask, text_runs
 
 __all__ = ["LocalVisionBackend", "cut_glyph", "parse_hud_text"]
 
@@ -57,9 +57,9 @@ def parse_hud_text(field: str, text: str) -> dict[str, int | None]:
 
 
 def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
-    """Trim a HUD crop to the columns holding text: pixels far from the background (the
-    median colour of the crop's edges) in some channel (text of any colour, on a panel
-    or on the picture).
+    """Trim a HUD crop to the columns of its text's glyphs
+    (:func:`~operators.vision.glyphs.text_runs`: ink far from the colour of the crop's
+    edges, of the text's own colour; text of any colour, on a panel or the picture).
 
     >>> crop = np.full((10, 40, 3), 200, np.uint8); crop[3:7, 15:20] = (20, 200, 200)
     >>> _tight(crop, margin=1).shape
@@ -67,10 +67,10 @@ def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
     """
     if crop.size == 0:
         return crop
-    cols = np.flatnonzero(ink_mask(crop)[0].any(axis=0))
-    if cols.size == 0:
+    runs = text_runs(crop)  # the text's glyphs: not an icon of another colour beside them
+    if not runs:
         return crop
-    return crop[:, max(cols[0] - margin, 0) : cols[-1] + margin + 1]
+    return crop[:, max(runs[0][0] - margin, 0) : runs[-1][1] + margin + 1]
 
 
 def _margined(crop: np.ndarray, share: float = 0.4) -> np.ndarray:

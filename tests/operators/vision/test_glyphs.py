@@ -46,12 +46,15 @@ def test_the_font_reads_what_the_ocr_model_taught_it_and_nothing_it_did_not():
 
 def test_an_audit_that_disagrees_makes_the_font_start_over(caplog):
     backend = LocalVisionBackend(hud_regions=REGIONS, ranges="cs2", memo_size=0, audit_every=1)
-    backend.infer(Frame("s", 0, 0.0, _hud(100, 30)))  # the OCR model teaches "1", "0", "3"
+    simplex = cv2.FONT_HERSHEY_SIMPLEX  # read by the OCR model at 0.98-1.0 at 100 and 97
+    for i, h in enumerate((100, 97)):  # the OCR model teaches the digits
+        backend.infer(Frame("s", i, 0.0, _hud(h, 30, simplex)))
     font = backend._fonts["health"]
-    assert font.read(np.ascontiguousarray(_hud(100, 30)[130:196, 8:180])) is not None
+    assert {"0", "1"} <= set(font.looks)
+    assert font.read(np.ascontiguousarray(_hud(100, 30, simplex)[130:196, 8:180])) is not None
     # now the font's "0" is wrong: every read is audited, the OCR model disagrees
     font.looks["8"] = font.looks.pop("0")
-    got = backend.infer(Frame("s", 1, 0.0, _hud(100, 30)))
+    got = backend.infer(Frame("s", 9, 0.0, _hud(100, 30, simplex)))
     assert got.health == 100  # the OCR model's reading, not the font's "188"
     assert backend.metrics()["glyphs"]["audit_mismatches"] >= 1
     assert "learning it again" in caplog.text
