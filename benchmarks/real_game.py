@@ -290,6 +290,7 @@ def score(
     known = dict.fromkeys(FIELDS, 0)
     unread = dict.fromkeys(FIELDS, 0)
     plausible_wrong = dict.fromkeys(FIELDS, 0)
+    two = dict.fromkeys(FIELDS, 0)  # within two tics: a late screen, not a misread
     implausible = 0
     for _t, obs in seen:
         if obs.status is not Status.PROCESSED:
@@ -308,6 +309,7 @@ def score(
             exact[f] += got == want
             close = got in {getattr(t, f) for t in around}
             near[f] += close
+            two[f] += got in {getattr(doom_truth(t), f) for t in log.around(obs.captured_at, 2)}
             unread[f] += got is None
             if check_reading(f, got, HUD_RANGES["doom"]) is not None:
                 implausible += 1  # a number the field cannot show, handed over as a reading
@@ -357,6 +359,7 @@ def score(
         "fields_exact": {f: exact[f] / known[f] if known[f] else None for f in FIELDS},
         "fields_within_one_tic": {f: near[f] / known[f] if known[f] else None for f in FIELDS},
         "fields_known": known,
+        "fields_within_two_tics": {f: two[f] / known[f] if known[f] else None for f in FIELDS},
         "fields_unread": {f: unread[f] / known[f] if known[f] else None for f in FIELDS},
         "fields_wrong_plausible": {
             f: plausible_wrong[f] / known[f] if known[f] else None for f in FIELDS

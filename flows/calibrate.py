@@ -536,8 +536,10 @@ def _fit(
                 align = "r"
             elif left_moves <= 0.3 * advance < right_moves:
                 align = "l"
-        top = min(ink.top for ink, _c in seen) / height
-        bottom = (max(ink.bottom for ink, _c in seen) + 1) / height
+        # the rows most sightings share: a box that reached into the number above or below
+        # (stacked numbers of an overlay HUD) does not stretch them
+        top = float(np.median([ink.top for ink, _c in seen])) / height
+        bottom = (float(np.median([ink.bottom for ink, _c in seen])) + 1) / height
         glyph_w = float(np.median(widths)) if widths else advance
         measured[id(f)] = (lefts.min(), rights.max(), advance, align, max(counts), top, bottom)
         f.ink_width = min(glyph_w, advance) / width
@@ -816,6 +818,16 @@ def _name(
     # without a label is something else (Doom's weapon slots, its ammo table).
     rest = [] if labelled else [f for f in fields if not f.name]
     rest.sort(key=lambda f: (f.rect[0], f.rect[1]))
+    # numbers stacked in one column count from the bottom (Doom's full-screen HUD: health
+    # at the bottom, armor over it), numbers side by side from the left
+    for a, b in itertools.pairwise(list(rest)):
+        if (
+            min(a.rect[2], b.rect[2]) - max(a.rect[0], b.rect[0])
+            > 0.5 * min(a.rect[2] - a.rect[0], b.rect[2] - b.rect[0])
+            and a.rect[1] < b.rect[1]
+        ):
+            i, j = rest.index(a), rest.index(b)
+            rest[i], rest[j] = b, a
     for f in rest:
         values = f.values()
         if values and f.rect[0] >= 0.5 and f.rect[1] >= 0.5 and "ammo" in game:

@@ -155,8 +155,8 @@ class GlyphFont:
     '709'
     """
 
-    max_distance: float = 0.14
-    margin: float = 0.06
+    max_distance: float = 0.12
+    margin: float = 0.08
     min_score: float = 0.95
     per_char: int = 6
     looks: dict[str, list[np.ndarray]] = field(default_factory=dict)

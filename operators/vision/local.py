@@ -89,14 +89,17 @@ def _margined(crop: np.ndarray, share: float = 0.4) -> np.ndarray:
 
 
 def cut_glyph(crop: np.ndarray) -> str | None:
-    """Which edge of a HUD region cuts a glyph (``"left"`` / ``"right"``), or ``None``.
+    """Which edge of a HUD region cuts a glyph (``"left"``, ``"right"``, ``"top"``,
+    ``"bottom"``), or ``None``.
 
     A glyph is ink (pixels far from the colour of the crop's edges, as :func:`_tight`
     sees it) in one connected piece, at least half as tall as the tallest piece and a
     quarter of the crop; one that touches the crop's left or right edge and has the
     colour of the crop's other glyphs (not a patch of scenery) is cut, and the number
     it belongs to cannot be read: the region is too narrow for what the field shows
-    now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%").
+    now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%"). Ink of
+    the whole glyphs' colour at the top or bottom edge is a number above or below
+    reaching in, or glyphs cut short: cut too.
 
     >>> crop = np.zeros((20, 40, 3), np.uint8); crop[4:16, 10:16] = 250; crop[4:16, 22:28] = 250
     >>> cut_glyph(crop) is None
@@ -104,6 +107,9 @@ def cut_glyph(crop: np.ndarray) -> str | None:
     >>> crop[4:16, 0:4] = 250  # a glyph's right half at the left edge
     >>> cut_glyph(crop)
     'left'
+    >>> crop[4:16, 0:4] = 0; crop[17:20, 12:20] = 250  # the top of a number below
+    >>> cut_glyph(crop)
+    'bottom'
     """
     h, w = crop.shape[:2]
     if h < 4 or w < 4:
@@ -136,6 +142,17 @@ def cut_glyph(crop: np.ndarray) -> str | None:
             if np.abs(own - colour).max() > INK_CONTRAST:
                 continue  # scenery behind an overlay HUD, not one of its glyphs
         return "left" if x0 == 0 else "right"
+    if colour is not None:
+        # ink of the glyphs' colour at the top or bottom edge: the number over or under
+        # this one reaching in (stacked numbers of an overlay HUD), or glyphs cut short
+        for i in range(1, n):
+            y0 = stats[i, cv2.CC_STAT_TOP]
+            y1 = y0 + stats[i, cv2.CC_STAT_HEIGHT]
+            if (y0 > 0 and y1 < h) or stats[i, cv2.CC_STAT_AREA] < 3:
+                continue
+            own = np.median(pixels[labels == i], axis=0)
+            if np.abs(own - colour).max() <= INK_CONTRAST / 2:
+                return "top" if y0 == 0 else "bottom"
     return None
 
 
