@@ -291,6 +291,7 @@ def score(
     unread = dict.fromkeys(FIELDS, 0)
     plausible_wrong = dict.fromkeys(FIELDS, 0)
     two = dict.fromkeys(FIELDS, 0)  # within two tics: a late screen, not a misread
+    wrong_seen: list[dict[str, Any]] = []
     implausible = 0
     for _t, obs in seen:
         if obs.status is not Status.PROCESSED:
@@ -315,9 +316,17 @@ def score(
                 implausible += 1  # a number the field cannot show, handed over as a reading
             elif got is not None and not close:
                 plausible_wrong[f] += 1  # the worst case: a wrong number that passes every check
+                if len(wrong_seen) < 20:
+                    truths = sorted({getattr(t, f) for t in around}, key=str)
+                    conf = dict(obs.vision.confidence).get(f)
+                    wrong_seen.append(
+                        {"field": f, "read": got, "truth": truths, "confidence": conf}
+                    )
     # change -> agent: each change of a field in the game, to the first observation in
     # the agent's hands (delivered) reading the new value
-    delays = []
+    delays: list[float] = []
+    on_screen: list[float] = []
+    ours: list[float] = []
     missed = 0
     delivered = [(t, o) for t, o in seen if o.status is Status.PROCESSED]
     for prev, row in itertools.pairwise(rows):
@@ -328,12 +337,19 @@ def score(
                 continue
             t_change = row["t"]
             later = [
-                t for t, o in delivered if o.captured_at >= t_change and getattr(o.vision, f) == new
+                (t, o)
+                for t, o in delivered
+                if o.captured_at >= t_change and getattr(o.vision, f) == new
             ]
             if later:
-                d = (min(later) - t_change) * 1000.0
+                t, o = min(later, key=lambda x: x[0])
+                d = (t - t_change) * 1000.0
                 if d < 2000:
                     delays.append(d)
+                    # where the time went: the game and the screen (the change logged, to
+                    # the grab that first showed it), and framewax (that grab, to the agent)
+                    on_screen.append((o.captured_at - t_change) * 1000.0)
+                    ours.append((t - o.captured_at) * 1000.0)
                     continue
             missed += 1
     model_p50 = (summary.get("vision") or {}).get("call_ms", {}).get("p50", 0.0)
@@ -365,12 +381,15 @@ def score(
             f: plausible_wrong[f] / known[f] if known[f] else None for f in FIELDS
         },
         "confidence_min": _min_confidence(seen),
+        "wrong_examples": wrong_seen,
         "recalibrate": (summary.get("vision") or {}).get("recalibrate", []),
         "dropped_stale": _stale(summary),
         "rejected": (summary.get("vision") or {}).get("rejected", {}),
         "implausible_delivered": implausible,
         "change_to_agent_ms": {"p50": pct(delays, 50), "p99": pct(delays, 99), "n": len(delays)},
         "changes_not_delivered": missed,
+        "change_to_grab_ms": {"p50": pct(on_screen, 50), "p99": pct(on_screen, 99)},
+        "grab_to_agent_ms": {"p50": pct(ours, 50), "p99": pct(ours, 99)},
         "bound_ms": bound,
         "p50_within_bound": pct(delays, 50) <= bound if delays else False,
         "model_p50_ms": model_p50,
