@@ -30,7 +30,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["LAYOUTS", "Layout", "Shown", "photos", "stream", "write_recording"]
+__all__ = [
+    "HELD_OUT_LAYOUTS",
+    "LAYOUTS",
+    "Layout",
+    "Shown",
+    "covering_regions",
+    "photos",
+    "stream",
+    "write_recording",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,64 @@ LAYOUTS = {
         armor_label="AR ",
     ),
 }
+
+HELD_OUT_LAYOUTS = {
+    # Never used to choose a threshold: the tests of dedup hold it to them.
+    # dim grey-beige digits on a panel they barely stand out from (35-80 levels)
+    "dim": Layout(
+        "dim",
+        health_at=(0.03, 0.92),
+        armor_at=(0.20, 0.92),
+        ammo_at=(0.80, 0.92),
+        money_at=(0.03, 0.10),
+        font=cv2.FONT_HERSHEY_DUPLEX,
+        scale=0.045,
+        colour=(150, 140, 120),
+        panel=(70, 70, 70),
+        health_label="+",
+        armor_label="",
+    ),
+    # small thin red digits straight on the picture, anti-aliased strokes a pixel wide
+    "thin": Layout(
+        "thin",
+        health_at=(0.62, 0.94),
+        armor_at=(0.76, 0.94),
+        ammo_at=(0.88, 0.86),
+        money_at=(0.04, 0.50),
+        font=cv2.FONT_HERSHEY_SIMPLEX,
+        scale=0.022,
+        colour=(255, 80, 80),
+        panel=None,
+        health_label="HP ",
+        armor_label="AR ",
+    ),
+}
+
+
+def covering_regions(layout: Layout, width: int, height: int) -> dict[str, list[float]]:
+    """Regions that hold each of the layout's texts at its widest (``100``, ``30/120``,
+    ``$16000``), a third of the text's height around it: what a calibration that fits
+    its fields gives, without running one."""
+    base_h = cv2.getTextSize("0", layout.font, 1.0, 1)[0][1]
+    scale = layout.scale * height / base_h
+    thick = max(1, round(scale * 1.2))
+    widest = {
+        "health": (layout.health_at, f"{layout.health_label}100"),
+        "armor": (layout.armor_at, f"{layout.armor_label}100"),
+        "ammo": (layout.ammo_at, "30/120"),
+        "money": (layout.money_at, "$16000"),
+    }
+    out = {}
+    for name, ((ax, ay), text) in widest.items():
+        (tw, th), base = cv2.getTextSize(text, layout.font, scale, thick)
+        x, y, pad = ax * width, ay * height, 0.3 * th
+        out[name] = [
+            max(0.0, (x - pad) / width),
+            max(0.0, (y - th - pad) / height),
+            min(1.0, (x + tw + pad) / width),
+            min(1.0, (y + base + pad) / height),
+        ]
+    return out
 
 
 @dataclass(frozen=True)
