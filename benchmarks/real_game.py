@@ -441,7 +441,7 @@ def heat_map(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_yticks(range(len(rows)), [r["cell"] for r in rows])
     for (i, j), v in np.ndenumerate(grid):
         ax.text(j, i, "-" if np.isnan(v) else f"{v:.1f}", ha="center", va="center", fontsize=8)
-    ax.set_title("HUD fields within one tic (%), calibrated per cell")
+    ax.set_title("within one tic (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -99,7 +99,7 @@ def cut_glyph(crop: np.ndarray) -> str | None:
     it belongs to cannot be read: the region is too narrow for what the field shows
     now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%"). Ink of
     the whole glyphs' colour at the top or bottom edge is a number above or below
-    reaching in, or glyphs cut short: cut too.
+    reaching in: cut too.
 
     >>> crop = np.zeros((20, 40, 3), np.uint8); crop[4:16, 10:16] = 250; crop[4:16, 22:28] = 250
     >>> cut_glyph(crop) is None
@@ -143,12 +143,13 @@ def cut_glyph(crop: np.ndarray) -> str | None:
                 continue  # scenery behind an overlay HUD, not one of its glyphs
         return "left" if x0 == 0 else "right"
     if colour is not None:
-        # ink of the glyphs' colour at the top or bottom edge: the number over or under
-        # this one reaching in (stacked numbers of an overlay HUD), or glyphs cut short
+        # a piece of the glyphs' colour, shorter than they are, at the top or bottom edge:
+        # the number over or under this one reaching in (stacked numbers of an overlay HUD)
+        full = stats[inside, cv2.CC_STAT_HEIGHT].max()
         for i in range(1, n):
             y0 = stats[i, cv2.CC_STAT_TOP]
             y1 = y0 + stats[i, cv2.CC_STAT_HEIGHT]
-            if (y0 > 0 and y1 < h) or stats[i, cv2.CC_STAT_AREA] < 3:
+            if (y0 > 0 and y1 < h) or stats[i, cv2.CC_STAT_AREA] < 3 or y1 - y0 >= 0.6 * full:
                 continue
             own = np.median(pixels[labels == i], axis=0)
             if np.abs(own - colour).max() <= INK_CONTRAST / 2:
