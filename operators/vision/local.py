@@ -97,9 +97,9 @@ def cut_glyph(crop: np.ndarray) -> str | None:
     quarter of the crop; one that touches the crop's left or right edge and has the
     colour of the crop's other glyphs (not a patch of scenery) is cut, and the number
     it belongs to cannot be read: the region is too narrow for what the field shows
-    now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%"). Ink of
-    the whole glyphs' colour at the top or bottom edge is a number above or below
-    reaching in: cut too.
+    now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%"). A piece
+    of the glyphs' colour at the top or bottom edge, shorter than they are, is a
+    number above or below reaching in: cut too.
 
     >>> crop = np.zeros((20, 40, 3), np.uint8); crop[4:16, 10:16] = 250; crop[4:16, 22:28] = 250
     >>> cut_glyph(crop) is None
