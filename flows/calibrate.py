@@ -549,14 +549,17 @@ def _fit(
     known = {m[3] for m in measured.values() if m[3] != "?"}
     habit = known.pop() if len(known) == 1 and known <= {"l", "r"} else "?"
     extents: list[tuple[float, float, float, float] | None] = []
-    for f in fields:
+    for fi, f in enumerate(fields):
         if id(f) not in measured:
             extents.append(None)
             continue
         lo, hi, advance, align, most, top, bottom = measured[id(f)]
         n = _widest(f, ranges)
         align = habit if align == "?" else align
-        inked = (n - 1) * advance + f.ink_width * width  # the widest value's ink
+        # the widest value's ink: that many glyphs, or the widest sighting grown by the
+        # glyphs it lacked (a label and a space before the number, a proportional font)
+        grown = max(ink.right - ink.left + 1 + max(n - c, 0) * advance for ink, c in inks[fi])
+        inked = max((n - 1) * advance + f.ink_width * width, grown)
         if align == "r":
             x0, x1 = hi - inked, hi
         elif align == "l":
@@ -649,7 +652,10 @@ def _uncut(
     y0, y1 = int(rect[1] * h), int(rect[3] * h)
     a, b = int(own_left * w), int(np.ceil(own_right * w))
     for _ in range(w):
-        sides = {cut_glyph(image[y0:y1, x0:x1]) for image in frames}
+        # an edge that cuts a glyph on most frames (not the picture behind an overlay
+        # HUD, which moves: on a few)
+        cuts = Counter(cut_glyph(image[y0:y1, x0:x1]) for image in frames)
+        sides = {side for side, k in cuts.items() if k * 2 > len(frames)}
         # The room left for wider values holds no glyph on these frames: something tall
         # at its outer edge on most of them is the panel's (a bevel, which a blank field
         # would show as a cut glyph); on a few, it is the picture behind an overlay HUD.
