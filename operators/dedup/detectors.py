@@ -304,17 +304,21 @@ class RegionDetector:
 
 
 def _contrast(region: np.ndarray) -> int:
-    """How far a region's text stands from its median colour: the 98th percentile of each
-    pixel's largest channel difference from it (text brighter or darker than its panel).
+    """How far a region's text stands from its background: on each pixel's brightest
+    channel, the 98th percentile minus the median, or the median minus the 2nd (text
+    brighter or darker than its panel), from a 256-bin histogram of every other pixel.
 
     >>> r = np.full((10, 10, 3), 100, np.uint8); r[2:8, 4:6] = (130, 100, 100)
     >>> _contrast(r)
     30
     """
-    median = np.median(region.reshape(-1, 3), axis=0).astype(np.int16)
-    far = np.abs(region.astype(np.int16) - median).max(axis=2).ravel()
-    k = int(0.98 * (far.size - 1))
-    return int(np.partition(far, k)[k])
+    sample = np.ascontiguousarray(region[::2, ::2])  # a percentile: every other pixel will do
+    c0, c1, c2 = cv2.split(sample)
+    bright = cv2.max(cv2.max(c0, c1), c2)
+    counts = np.cumsum(np.bincount(bright.ravel(), minlength=256))
+    n = int(counts[-1])
+    lo, mid, hi = (int(np.searchsorted(counts, q * n, side="right")) for q in (0.02, 0.5, 0.98))
+    return max(hi - mid, mid - lo)
 
 
 def _brightest_minus_median(region: np.ndarray) -> float:
