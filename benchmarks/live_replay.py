@@ -37,12 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.header import run_header
 from flows.rl.env import VisionPipelineEnv
 from flows.rl.sb3 import load_policy
-from flows.train_ppo import EVAL_SEED_BASE, evaluate, make_venv, model_act
-from operators.capture.doom import GameVarsLog
+from flows.train_ppo import ENVS, EVAL_SEED_BASE, evaluate, make_venv, model_act
+from operators.capture.doom import BUTTONS, GameVarsLog, doom_buttons
 from operators.testing.xvfb import start_xvfb
 
 ROOT = Path(__file__).resolve().parents[1]
 PERIOD_TICS = 4
+TIC_S = 1.0 / 35.0
 
 
 def episode_returns(log: Path, first: int, last: int) -> list[float]:
@@ -58,18 +59,32 @@ def episode_returns(log: Path, first: int, last: int) -> list[float]:
     return [final[k] for k in range(first, last + 1) if k in final]
 
 
-def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path) -> dict[str, Any]:
+def live(
+    policy: Any,
+    episodes: int,
+    timeout_s: float,
+    seed: int,
+    workdir: Path,
+    timing: str = "free",
+    control_hz: float = 35.0 / PERIOD_TICS,
+    max_wait_ms: float = 0.0,
+    resolution: str = "320x240",
+) -> tuple[dict[str, Any], list[dict[str, Any]], Path]:
+    """Play ``episodes`` live; the summary, every step's record (for the timeline) and
+    the game's log."""
     display, xvfb = start_xvfb(640, 480)
     log = workdir / "doom-live.jsonl"
     env_vars = {**os.environ, "DISPLAY": display}
     game = subprocess.Popen(
         [sys.executable, "-m", "flows.doom", "--display", display, "--scenario", "basic",
-         "--resolution", "320x240", "--log", str(log), "--scenario-timeout", "--seed", str(seed)],
+         "--resolution", resolution, "--log", str(log), "--scenario-timeout", "--seed", str(seed)],
         cwd=ROOT, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     env = None
     ledger: dict[str, int] = {}
     balanced = False
+    records: list[dict[str, Any]] = []
+    overruns = episode_starts = 0
     try:
         assert game.stdout is not None
         started, _, _ = select.select([game.stdout], [], [], 60.0)  # never wait without a limit
@@ -81,26 +96,61 @@ def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path)
             str(ROOT / "flows" / "configs" / "doom.toml"),
             overrides={
                 "capture": {"options": {"truth_log": str(log), "display": display}},
+                # the policy reads the HUD as it did in training: the training config's
+                # regions (doom.toml's are fitted at 640-1024; at 320x240 Doom draws its
+                # status bar unscaled, and they cut the digits' feet: health unread)
+                "hud": {"regions": training_regions()},
                 "actions": {"options": {"display": display}},
-                "env": {"max_episode_steps": 10**9, "reward": "game"},
+                "env": {"max_episode_steps": 10**9, "reward": "game", "timing": timing},
                 "run": {"status_interval_s": 0, "summary": False},
             },
-            control_hz=35.0 / PERIOD_TICS,
+            control_hz=control_hz,
+            max_wait_ms=max_wait_ms,
         )
         obs, _info = env.reset()
         vars_log = GameVarsLog(log)
         start = int(vars_log.at(time.time())["episode"])  # type: ignore[index]
-        first, steps, ages, acted = start + 1, 0, [], 0
+        first, current, ended = start + 1, start, False
         t_end = time.monotonic() + timeout_s
         while time.monotonic() < t_end:
+            if ended:
+                # The game ended the episode (its log says so: the env terminated): as
+                # lockstep's reset, let go of every key and start from a picture of the next
+                # episode, not the last frames of this one or the black screen between.
+                env.session.release()
+                began = next_episode_start(vars_log, current, time.monotonic() + 5.0)
+                if began is not None:
+                    env.session.wait_captured(began + TIC_S, time.monotonic() + 2.0)
+                obs, _info = env.reset()
+                current = max((int(e["episode"]) for e in vars_log.entries), default=current)
+                episode_starts += 1
+            t_think = time.time()
             action, _ = policy.predict(obs, deterministic=True)
-            obs, _r, _t, _tr, info = env.step(action)
-            steps += 1
-            ages.append(float(info["age_ms"]))
-            acted += bool(info.get("acted"))
+            t_call = time.time()
+            obs, _r, terminated, truncated, info = env.step(action)
+            ended = terminated or truncated
+            t_back = time.time()
+            seen = env.observation
+            records.append({
+                "think_ms": (t_call - t_think) * 1000.0,
+                "called": t_call,
+                "returned": t_back,
+                "action": [int(a) for a in action],
+                "action_at": info.get("action_at") if info.get("acted") else None,
+                "captured_at": info["captured_at"],
+                "emitted_at": seen.emitted_at if seen is not None else None,
+                "seq": info["seq"],
+                "age_ms": float(info["age_ms"]),
+                "stale": bool(info["stale"]),
+                "thinking_ms": info.get("thinking_ms"),
+                "overrun": bool(info.get("overrun")),
+                "numerical": [round(float(x), 3) for x in obs["numerical"]],
+                "categorical": [int(x) for x in obs["categorical"]],
+            })  # fmt: skip
             now = vars_log.at(time.time())
             if now is not None and int(now["episode"]) >= first + episodes:
                 break
+        overruns = env.overruns
     finally:
         if env is not None:
             env.close()
@@ -113,17 +163,168 @@ def live(policy: Any, episodes: int, timeout_s: float, seed: int, workdir: Path)
             game.kill()
         xvfb.terminate()
     returns = episode_returns(log, first, first + episodes - 1)
-    return {
+    ages = [r["age_ms"] for r in records]
+    summary = {
+        "timing": timing,
+        "control_hz": control_hz,
+        "max_wait_ms": max_wait_ms,
+        "resolution": resolution,
         "episodes": len(returns),
         "returns": returns,
         "mean": float(np.mean(returns)) if returns else None,
         "std": float(np.std(returns, ddof=1)) if len(returns) > 1 else None,
-        "steps": steps,
-        "acted_share": acted / max(steps, 1),
+        "lost_to_timeout": sum(r <= TIMED_OUT for r in returns),
+        "steps": len(records),
+        "acted_share": sum(r["action_at"] is not None for r in records) / max(len(records), 1),
         "age_ms_p50": float(np.percentile(ages, 50)) if ages else None,
+        "age_ms_p99": float(np.percentile(ages, 99)) if ages else None,
+        "stale_share": sum(r["stale"] for r in records) / max(len(records), 1),
+        "overruns": overruns,
+        "episode_starts": episode_starts,
         "ledger": ledger,
         "balanced": balanced,
     }
+    return summary, records, log
+
+
+def next_episode_start(vars_log: GameVarsLog, after: int, deadline: float) -> float | None:
+    """When the first tic of the episode after ``after`` was logged (waits, up to
+    ``deadline`` on ``time.monotonic()``, for the game to start it)."""
+    while time.monotonic() < deadline:
+        vars_log.at(time.time())  # reads what the game logged since
+        firsts = [float(e["t"]) for e in vars_log.entries if int(e["episode"]) > after]
+        if firsts:
+            return min(firsts)
+        time.sleep(0.005)
+    return None
+
+
+def training_regions() -> Any:
+    """The HUD regions the policies were trained with (``doom-basic.toml``'s)."""
+    import tomllib
+
+    with open(ENVS["doom-basic"].config, "rb") as fh:  # type: ignore[arg-type]
+        return tomllib.load(fh)["hud"]["regions"]
+
+
+TIMED_OUT = -250.0
+"""A ``basic`` episode that scores this or less ran out of time: -1 a tic for 300 tics,
+and no kill (+101) before it (a stuck policy)."""
+
+
+def timeline(records: list[dict[str, Any]], log: Path) -> list[dict[str, Any]]:
+    """Each step against the game's own tics: the tic the observation's frame shows (the
+    last one logged before its capture), the tics the action's buttons went down and up
+    (as the game took them), the observation's age and the model's share of it."""
+    tics = []
+    with log.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                e = json.loads(line)
+                tics.append((float(e["t"]), int(e["tic"]), int(e["episode"]), set(e.get("buttons", []))))
+            except (ValueError, KeyError, TypeError):
+                continue
+    times = np.array([t for t, *_ in tics])
+
+    def at(t: float | None) -> int | None:  # index of the last tic logged at or before t
+        if t is None or not len(times):
+            return None
+        i = int(np.searchsorted(times, t, side="right")) - 1
+        return i if i >= 0 else None
+
+    out = []
+    for r in records:
+        want = {b for b, v in zip(BUTTONS, doom_buttons(tuple(r["action"])), strict=True) if v}
+        i_obs, i_call, i_back = at(r["captured_at"]), at(r["called"]), at(r["returned"])
+        down = up = None
+        if want and r["action_at"] is not None:
+            j = (at(r["action_at"]) or 0) + 1
+            while j < len(tics) and tics[j][0] <= r["action_at"] + 1.0:
+                if want <= tics[j][3]:
+                    down = j
+                    break
+                j += 1
+            if down is not None:
+                j = down + 1
+                while j < len(tics) and want <= tics[j][3]:
+                    j += 1
+                up = j if j < len(tics) else None
+        out.append({
+            "episode": tics[i_call][2] if i_call is not None else None,
+            "call_tic": tics[i_call][1] if i_call is not None else None,
+            "obs_tic": tics[i_obs][1] if i_obs is not None else None,
+            "return_tic": tics[i_back][1] if i_back is not None else None,
+            "keys": sorted(want),
+            "down_tic": tics[down][1] if down is not None else None,
+            "up_tic": tics[up][1] if up is not None else None,
+            "held_tics": (up - down) if down is not None and up is not None else None,
+            "age_ms": round(r["age_ms"], 1),
+            "model_ms": round((r["emitted_at"] - r["captured_at"]) * 1000.0, 1)
+            if r["emitted_at"]
+            else None,
+            "step_ms": round((r["returned"] - r["called"]) * 1000.0, 1),
+            "think_ms": round(r["think_ms"], 1),
+            "stale": r["stale"],
+            "numerical": r["numerical"],
+            "categorical": r["categorical"],
+        })  # fmt: skip
+    return out
+
+
+def timeline_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the timeline says in numbers: how many tics the observation trails the step,
+    how long keys were held, how often the same observation came back twice."""
+
+    def pct(xs: list[float]) -> dict[str, float] | None:
+        return (
+            {q: float(np.percentile(xs, int(q[1:]))) for q in ("p1", "p50", "p99")} if xs else None
+        )
+
+    behind = [r["return_tic"] - r["obs_tic"] for r in rows if r["return_tic"] is not None and r["obs_tic"] is not None]
+    held = [r["held_tics"] for r in rows if r["held_tics"] is not None]
+    repeated = sum(
+        a["obs_tic"] is not None and a["obs_tic"] == b["obs_tic"] for a, b in zip(rows, rows[1:])
+    )
+    return {
+        "obs_tics_behind_return": pct(behind),
+        "held_tics": pct(held),
+        "held_tics_histogram": {str(k): held.count(k) for k in sorted(set(held))},
+        "model_ms": pct([r["model_ms"] for r in rows if r["model_ms"] is not None]),
+        "step_ms": pct([r["step_ms"] for r in rows]),
+        "same_frame_twice": repeated / max(len(rows) - 1, 1),
+        "pressed_not_seen": sum(r["keys"] != [] and r["down_tic"] is None for r in rows),
+    }  # fmt: skip
+
+
+def plot_timeline(rows: list[dict[str, Any]], out: Path, steps: int = 60) -> None:
+    """The first ``steps`` steps of the second episode: each action's keys as a bar over
+    the tics the game held them, the tic its observation shows, the tic it was sent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    episodes = sorted({r["episode"] for r in rows if r["episode"] is not None})
+    ep = episodes[1] if len(episodes) > 1 else (episodes[0] if episodes else None)
+    part = [r for r in rows if r["episode"] == ep][:steps]
+    fig, ax = plt.subplots(figsize=(12, 0.18 * len(part) + 1.5))
+    for i, r in enumerate(part):
+        if r["down_tic"] is not None and r["up_tic"] is not None:
+            ax.barh(i, r["up_tic"] - r["down_tic"], left=r["down_tic"], height=0.6,
+                    color="tab:blue", alpha=0.6)  # fmt: skip
+        if r["obs_tic"] is not None:
+            ax.plot(r["obs_tic"], i, "k|", markersize=8)
+        if r["call_tic"] is not None:
+            ax.plot(r["call_tic"], i, "r.", markersize=4)
+    ax.invert_yaxis()
+    ax.set_xlabel("game tic (35 a second)")
+    ax.set_ylabel("step")
+    ax.set_title(
+        "keys held (blue bars), tic the observation shows (black), tic the step was called (red)"
+    )
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
 
 
 def lockstep(policy: Any, episodes: int) -> dict[str, Any]:
@@ -145,24 +346,64 @@ def main() -> None:
     )
     ap.add_argument("--lockstep-episodes", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timing", choices=("free", "period"), default="free",
+                    help="[env] timing of the live env (see flows.config.EnvConfig.timing)")  # fmt: skip
+    ap.add_argument("--control-hz", type=float, default=35.0 / PERIOD_TICS)
+    ap.add_argument("--max-wait-ms", type=float, default=None,
+                    help="[env] max_wait_ms (default: 60 with period timing, 0 with free)")  # fmt: skip
+    ap.add_argument("--resolution", default="320x240")
+    ap.add_argument("--timeline", type=Path, default=None,
+                    help="write every step against the game's tics here (JSON) and a picture (.png)")  # fmt: skip
+    ap.add_argument("--runs", type=int, default=1, help="live runs, each a fresh game")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     policy = load_policy(args.policy)
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"framewax-live-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
+    wait = args.max_wait_ms if args.max_wait_ms is not None else (60.0 if args.timing == "period" else 0.0)
+    runs, rows = [], []
+    for run in range(args.runs):
+        summary, records, log = live(
+            policy, args.episodes, args.timeout, args.seed + run, workdir,
+            args.timing, args.control_hz, wait, args.resolution,
+        )  # fmt: skip
+        rows = timeline(records, log)
+        summary["timeline"] = timeline_stats(rows)
+        runs.append(summary)
+        print(
+            f"live run {run} ({args.timing}, {args.control_hz:.2f} Hz, screen path): "
+            f"{summary['episodes']} episodes, mean return {summary['mean']}, "
+            f"{summary['lost_to_timeout']} timed out, observation age p50 "
+            f"{summary['age_ms_p50']:.0f} / p99 {summary['age_ms_p99']:.0f} ms, overruns "
+            f"{summary['overruns']}; timeline {json.dumps(summary['timeline'])}",
+            flush=True,
+        )
+    ls = lockstep(policy, args.lockstep_episodes) if args.lockstep_episodes else None
+    means = [r["mean"] for r in runs if r["mean"] is not None]
     result = {
         **run_header("live_replay"),
         "policy": str(args.policy),
-        "live": live(policy, args.episodes, args.timeout, args.seed, workdir),
-        "lockstep": lockstep(policy, args.lockstep_episodes),
+        "live": runs[0] if len(runs) == 1 else None,
+        "runs": runs,
+        "lockstep": ls,
+        "targets": None
+        if ls is None or not means
+        else {
+            "live_over_lockstep": [round(m / ls["mean"], 3) for m in means],
+            "spread_over_lockstep": round((max(means) - min(means)) / abs(ls["mean"]), 3),
+            "episodes_lost_to_a_stuck_policy": sum(r["lost_to_timeout"] for r in runs),
+            "age_p99_over_period": round(
+                max(r["age_ms_p99"] or 0.0 for r in runs) / (1000.0 / args.control_hz), 3
+            ),
+        },
     }
-    lv, ls = result["live"], result["lockstep"]
-    print(
-        f"live (real time, screen path): {lv['episodes']} episodes, mean return "
-        f"{lv['mean']}, returns {lv['returns']}, observation age p50 {lv['age_ms_p50']:.0f} ms; "
-        f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}",
-        flush=True,
-    )
+    if ls is not None:
+        print(f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}", flush=True)
+        print(f"targets: {json.dumps(result['targets'])}", flush=True)
+    if args.timeline is not None:
+        args.timeline.parent.mkdir(parents=True, exist_ok=True)
+        args.timeline.write_text(json.dumps({"summary": summary, "steps": rows}, indent=0) + "\n")
+        plot_timeline(rows, args.timeline.with_suffix(".png"))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -36,6 +36,7 @@ __all__ = [
     "CaptureConfig",
     "DedupConfig",
     "EnvConfig",
+    "Timing",
     "FlowConfig",
     "HudConfig",
     "OrderConfig",
@@ -151,6 +152,19 @@ class ActionsConfig:
     """Mouse pixels per pitch level changed."""
     max_hz: float = 0.0
     """At most this many inputs a second (0: the env's ``control_hz``, if any)."""
+    repeat_held: bool = False
+    """Each action lets go of the keys it keeps down and presses them again at once (the
+    game reads both between two frames: the key stays down): a game that drops its key
+    state on a level load or a new episode (Doom does) sees a held key again at the next
+    action, instead of never. Off by default: a game that acts on a key's release (a
+    charged shot) would act on it."""
+
+
+class Timing(str, Enum):
+    """How a real-time game's env steps are timed (``[env] timing``)."""
+
+    FREE = "free"
+    PERIOD = "period"
 
 
 @dataclass(frozen=True)
@@ -163,6 +177,22 @@ class EnvConfig:
     """A fixed control rate (0: none). ``step()`` sends the action, then returns at the end
     of its time step with the freshest observation; when the agent is late, the schedule
     restarts from now (elastic, as rtgym does) and ``info["overrun"]`` says so."""
+    timing: Timing = Timing.FREE
+    """How a real-time game's steps are timed (a lockstep source's game waits instead):
+
+    - ``"free"``: the action's input goes to the game at once and stays (a key held
+      until an action lets it go); ``step()`` returns the freshest observation, after
+      ``max_wait_ms`` for one captured after the input and, with ``control_hz``, at
+      the end of its time step. For agents trained live, acting as fast as they can.
+    - ``"period"``: rtgym's fixed control period, ``1 / control_hz``. The action is
+      applied at the period's start (the ``step()`` call), its keys are held for
+      exactly the period and released at its end, and the observation is the
+      freshest frame at the end (waiting up to ``max_wait_ms`` past it for a frame
+      captured after the release). The agent thinks between periods with no key
+      held; a thinking time over a period is an overrun (``info["late_ms"]``,
+      ``info["overrun"]``, the run summary). For a policy trained in lockstep with a
+      frame skip: ``control_hz`` = the game's tic rate / the frame skip (Doom: 35 / 4).
+    """
     start_timeout_s: float = 60.0
     """``reset()`` fails if no observation arrives within this long."""
     lockstep_timeout_s: float = 30.0

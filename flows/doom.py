@@ -10,8 +10,9 @@ person, so the env's ``xtest`` executor plays it), respawns the player after
 a death and starts a new episode after the last, and writes the game's own
 variables every tic to ``--log`` (one JSON object a line: ``t`` the wall time,
 ``tic``, ``episode``, ``score`` (the episode's reward so far, as the scenario pays
-it), and ``HEALTH``, ``ARMOR``, ``SELECTED_WEAPON_AMMO``,
-``POSITION_X/Y``, ``ANGLE``, ``KILLCOUNT``, ``DEAD``...): the ground truth a
+it), ``buttons`` (the game's buttons the player held on that tic), and ``HEALTH``, ``ARMOR``, ``SELECTED_WEAPON_AMMO``,
+``POSITION_X/Y``, ``ANGLE``, ``KILLCOUNT``, ``DEAD``...; when an episode ends, one
+more line with ``episode_end``, ``terminated`` or ``truncated``): the ground truth a
 screen capture with ``[capture.options] truth_log`` is scored against. It
 prints ``ready`` with the window's title when the first tic is logged, and
 stops on SIGINT / SIGTERM or after ``--seconds``.
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from operators.capture.doom import HUD_MODES, DoomSettings, game_vars
+from operators.capture.doom import BUTTONS, HUD_MODES, DoomSettings, game_vars
 from operators.errors import ConfigError
 from operators.x11 import focus_window
 
@@ -53,11 +54,20 @@ def run(
     game.init()
     out = log.open("w", encoding="utf-8") if log is not None else None
     tics = episodes = deaths = 0
+    last: dict[str, Any] | None = None  # the last tic logged
     t_end = time.monotonic() + seconds if seconds > 0 else None
     ready = False
     try:
         while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
             if game.is_episode_finished():
+                if out is not None and last is not None:
+                    # the episode's end, as lockstep reports it: frames from now until the
+                    # next episode's first tic show it ended (the env terminates there)
+                    end = "truncated" if game.is_episode_timeout_reached() else "terminated"
+                    line = last | {"t": time.time(), "score": game.get_total_reward(), "episode_end": end, "buttons": []}
+                    out.write(json.dumps(line) + "\n")
+                    out.flush()
+                    last = None
                 game.new_episode()
                 episodes += 1
                 continue
@@ -77,8 +87,12 @@ def run(
                     "tic": state.tic if state else None,
                     "episode": episodes,
                     "score": game.get_total_reward(),
+                    # the buttons the player held on this tic (an agent's keys as the game
+                    # took them: benchmarks/live_replay.py --timeline)
+                    "buttons": [n for n, v in zip(BUTTONS, game.get_last_action(), strict=False) if v],
                 }
-                out.write(json.dumps(line | v) + "\n")
+                last = line | v
+                out.write(json.dumps(last) + "\n")
                 out.flush()
             if not ready:
                 ready = True

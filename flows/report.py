@@ -316,6 +316,19 @@ def format_summary(s: dict[str, Any]) -> str:
                 f"action→observation p50 {b['p50']:.0f} / p99 {b['p99']:.0f} ms "
                 f"({a['n']} of {lag['probes']} answered)"
             )
+    if lag.get("periods"):
+        t = lag["thinking_ms"]
+        late = lag["overruns"]
+        lines.append(
+            f"  control periods        {lag['periods']}, agent thinking between them p50 "
+            f"{t['p50']:.1f} ms / p99 {t['p99']:.1f} ms; late (over a period) on {late}"
+        )
+        if late:
+            lines.append(
+                f"    WARNING: the agent was late on {late} of {lag['periods']} control periods: "
+                "the game ran a whole period with no input (a slower control_hz, or a "
+                "faster policy)"
+            )
     missed = sum((s.get("capture") or {}).get("missed_ticks", {}).values())
     if missed:
         lines.append(

@@ -101,13 +101,43 @@ PPO_DEFAULTS: dict[str, Any] = {
 }
 
 
-def make_venv(name: str, num_envs: int, seed: int) -> VisionPipelineVecEnv:
-    """``num_envs`` games of ``name`` on one pipeline, the first seeded ``seed``."""
+def make_venv(
+    name: str, num_envs: int, seed: int, realtime: dict[str, Any] | None = None
+) -> VisionPipelineVecEnv:
+    """``num_envs`` games of ``name`` on one pipeline, the first seeded ``seed``; with
+    ``realtime`` (:func:`realtime_conditions`), a live game's timing simulated."""
     spec = ENVS[name]
+    options: dict[str, Any] = {"seed": seed}
+    if realtime:
+        options["realtime"] = realtime
     cfg = load_config(
-        load_config(spec.config, spec.overrides), {"capture": {"options": {"seed": seed}}}
+        load_config(spec.config, spec.overrides), {"capture": {"options": options}}
     )
     return VisionPipelineVecEnv(num_envs, cfg, max_episode_steps=spec.max_episode_steps)
+
+
+def realtime_conditions(timeline: Path, frame_skip: int = 4) -> dict[str, Any]:
+    """The live timing a ``benchmarks/live_replay.py --timeline`` file measured, as
+    ``[capture.options] realtime`` (:class:`~operators.capture.doom.RealtimeConditions`):
+    ``hold_tics``, how many tics each action lasted (from one step's call to the next's,
+    within an episode), and ``delay_tics``, how many of them came after the picture the
+    next action was chosen on (the next call's tic less the observation's)."""
+    rows = json.loads(timeline.read_text())["steps"]
+    holds: dict[str, int] = {}
+    delays: dict[str, int] = {}
+    for a, b in zip(rows, rows[1:]):
+        if a["episode"] != b["episode"] or None in (a["call_tic"], b["call_tic"], a["obs_tic"]):
+            continue
+        hold = b["call_tic"] - a["call_tic"]
+        if not 1 <= hold <= 2 * frame_skip:  # a reset or a stall between them, not a step
+            continue
+        delay = min(max(b["call_tic"] - a["obs_tic"], 0), hold - 1)
+        holds[str(hold)] = holds.get(str(hold), 0) + 1
+        delays[str(delay)] = delays.get(str(delay), 0) + 1
+    if not holds:
+        msg = f"{timeline}: no two steps of one episode in it to measure the timing by"
+        raise ValueError(msg)
+    return {"hold_tics": holds, "delay_tics": delays}
 
 
 # -- evaluation -----------------------------------------------------------------------
@@ -234,6 +264,7 @@ def train(
     eval_episodes: int,
     policies: Path,
     baselines: dict[str, Any] | None = None,
+    realtime: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one seed for ``minutes`` (or ``max_steps``), save it, evaluate it on the
     evaluation seeds beside the random and scripted policies (``baselines``, from
@@ -246,7 +277,8 @@ def train(
     from flows.rl.sb3 import FramewaxExtractor, SB3VecEnv
 
     spec = ENVS[name]
-    venv = make_venv(name, num_envs, seed)
+    venv = make_venv(name, num_envs, seed, realtime)
+    label = f"{name}+realtime" if realtime else name  # its own row of the results
     curve: list[dict[str, float]] = []
     ages: list[float] = []
     last_seq: dict[int, int] = {}
@@ -307,7 +339,7 @@ def train(
         train_s = time.perf_counter() - t0
         trained_steps = int(model.num_timesteps)
         policies.mkdir(parents=True, exist_ok=True)
-        path = policies / f"{name}-seed{seed}.pt"
+        path = policies / f"{label.replace('+', '-')}-seed{seed}.pt"
         model.policy.save(path)  # the network alone (3 MB; with PPO's optimizer, 11)
         ledger = venv.pipeline.ledger.counts()
         seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + eval_episodes)
@@ -318,7 +350,8 @@ def train(
     finally:
         train_env.close()
     return {
-        "env": name,
+        "env": label,
+        "realtime": realtime,
         "seed": seed,
         "minutes": minutes,
         "envs": num_envs,
@@ -474,7 +507,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learning.json"))
     ap.add_argument("--policies", type=Path, default=Path("benchmarks/results/policies"))
     ap.add_argument("--replay", type=Path, default=None, help="evaluate a saved policy instead")
+    ap.add_argument(
+        "--realtime",
+        type=Path,
+        default=None,
+        help="train with the live timing this `benchmarks/live_replay.py --timeline` file "
+        "measured, simulated in lockstep (observation delayed, hold varied)",
+    )
     args = ap.parse_args(argv)
+    realtime = realtime_conditions(args.realtime) if args.realtime is not None else None
+    if realtime is not None:
+        print(f"simulated real-time conditions: {json.dumps(realtime)}", flush=True)
     if args.replay is not None:
         result = replay(args.replay, args.env, args.eval_episodes, args.envs)
         print(json.dumps({k: v for k, v in result.items() if k not in ("returns", "lengths")}))
@@ -497,6 +540,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.eval_episodes,
             args.policies,
             baselines,
+            realtime,
         )
         doc = merge(args.out, [run])  # after each seed, so a stopped run keeps what it did
         args.out.parent.mkdir(parents=True, exist_ok=True)

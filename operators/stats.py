@@ -75,17 +75,29 @@ class LagStats:
     13.0
     """
 
-    KINDS = ("observation", "action_to_pixels", "action_to_observation")
+    KINDS = ("observation", "action_to_pixels", "action_to_observation", "thinking")
+    """``thinking``: with ``[env] timing = "period"``, the agent's time between the end of
+    one control period and its next action (the game runs on with no key held)."""
 
     def __init__(self, keep: int = 10_000) -> None:
         self._lock = threading.Lock()
         self._ms: dict[str, deque[float]] = {k: deque(maxlen=keep) for k in self.KINDS}
         self.probes = 0
         self.probes_lost = 0
+        self.periods = 0
+        self.overruns = 0
 
     def add(self, kind: str, ms: float) -> None:
         with self._lock:
             self._ms[kind].append(float(ms))
+
+    def period(self, thinking_ms: float, overrun: bool) -> None:
+        """One control period: the agent's thinking before it, and whether that took
+        longer than a period (a late agent: the game ran a whole period without input)."""
+        with self._lock:
+            self._ms["thinking"].append(float(thinking_ms))
+            self.periods += 1
+            self.overruns += overrun
 
     def probe(self, answered: bool) -> None:
         with self._lock:
@@ -97,4 +109,6 @@ class LagStats:
             out: dict[str, Any] = {f"{k}_ms": percentiles(v) for k, v in self._ms.items()}
             out["probes"] = self.probes
             out["probes_lost"] = self.probes_lost
+            out["periods"] = self.periods
+            out["overruns"] = self.overruns
             return out

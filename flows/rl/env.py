@@ -21,7 +21,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from flows.config import FlowConfig, load_config
+from flows.config import FlowConfig, Timing, load_config
 from flows.registry import resolve
 from flows.rl.session import Sent, StreamSession
 from flows.rl.spaces import action_space, features, observation_space
@@ -140,6 +140,15 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         )
         hz = cfg.env.control_hz if control_hz is None else float(control_hz)
         self.rate = ControlRate(hz)
+        self.timing = Timing(cfg.env.timing)
+        if self.timing is Timing.PERIOD and hz <= 0:
+            msg = (
+                "[env] timing = 'period' needs a control period: set control_hz > 0 "
+                "(a lockstep policy's: the game's tic rate / its frame skip, 35 / 4 for Doom)"
+            )
+            raise ValueError(msg)
+        self._returned: float | None = None  # when the last period's step() returned
+        self._late = 0
         self.reward_fn = resolve("env.reward", cfg.env.reward)
         self.session = StreamSession(pipeline, stream_id, control_hz=hz)
         self.action_space = action_space()
@@ -171,6 +180,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         obs, min_seq = self.session.restart(arena_seed, self.cfg.env.start_timeout_s)
         self._last, self._rewarded_seq, self._steps = obs, obs.seq, 0
         self.rate.restart()
+        self._returned = None
         return features(obs), self.session.info(obs, action_seq=min_seq)
 
     def step(self, action: np.ndarray) -> StepResult:
@@ -181,16 +191,42 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             msg = f"action {action!r} is not in {self.action_space}"
             raise ValueError(msg)
         try:
+            started = time.monotonic()
             sent = self.session.send([int(a) for a in action])
+            sent.started = started
             if self.session.lockstep:  # the game waits for us: its frame after the action
                 self.session.wait(sent, time.monotonic() + self.cfg.env.lockstep_timeout_s)
                 return self.finish(sent)
+            if self.timing is Timing.PERIOD:
+                return self._period(sent)
             if self.max_wait_ms > 0:
                 self.session.wait(sent, time.monotonic() + self.max_wait_ms / 1000.0)
             return self.finish(sent, self.rate.wait())
         except BaseException:
             self.session.release()  # an error (or Ctrl-C) mid-step leaves no key down
             raise
+
+    def _period(self, sent: Sent) -> StepResult:
+        """``timing = "period"``: the action's input is down from the step's start; hold it
+        for exactly one control period, let it go, and observe the freshest frame (the
+        first captured after the release, within ``max_wait_ms``)."""
+        start = sent.started if sent.started is not None else time.monotonic()
+        thinking = 0.0 if self._returned is None else (start - self._returned) * 1000.0
+        overrun = thinking > self.rate.period * 1000.0
+        self.session.lag.period(thinking, overrun)
+        self._late += overrun
+        left = start + self.rate.period - time.monotonic()
+        if left > 0:
+            time.sleep(left)  # the game plays the action for the period
+        self.session.release()
+        released = time.time()
+        if self.max_wait_ms > 0:
+            self.session.wait_captured(released, time.monotonic() + self.max_wait_ms / 1000.0)
+        out = self.finish(sent, overrun)
+        out[4]["thinking_ms"] = thinking
+        out[4]["held_ms"] = (released - sent.result.at) * 1000.0 if sent.result.acted else 0.0
+        self._returned = time.monotonic()
+        return out
 
     def finish(self, sent: Sent, overrun: bool = False) -> StepResult:
         """The step after ``sent``: the freshest observation, its reward (once per new
@@ -223,7 +259,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
     @property
     def overruns(self) -> int:
         """Steps whose agent took longer than a control period (``info["overrun"]``)."""
-        return self.rate.overruns
+        return self._late if self.timing is Timing.PERIOD else self.rate.overruns
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -67,7 +67,9 @@ def build_executor(cfg: ActionsConfig, control_hz: float = 0.0) -> Executor:
         turn_px=cfg.turn_px,
         pitch_px=cfg.pitch_px,
     )
-    return ActionExecutor(made, keymap, max_hz=cfg.max_hz or control_hz)
+    return ActionExecutor(
+        made, keymap, max_hz=cfg.max_hz or control_hz, repeat_held=cfg.repeat_held
+    )
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Sent:
     """The first ``seq`` that can show the action (arena), once known."""
     result: ActResult
     """What the executor did: ``acted``, ``at`` (when input was sent), ``reason``."""
+    started: float | None = None
+    """When the step that sent it began (``time.monotonic()``)."""
 
     @property
     def action_at(self) -> float | None:
@@ -233,6 +237,12 @@ class StreamSession:
                     p.store.wait_for(self.stream_id, applied, left)
         elif sent.result.acted:
             p.store.wait_for(self.stream_id, 0, left, captured_after=sent.result.at)
+
+    def wait_captured(self, after: float, deadline: float) -> None:
+        """Wait until ``deadline`` (``time.monotonic()``) at most for an observation of a
+        frame captured after ``after`` (``time.time()``)."""
+        left = max(deadline - time.monotonic(), 0.0)
+        self.running().store.wait_for(self.stream_id, 0, left, captured_after=after)
 
     def latest(self) -> Observation | None:
         """The freshest observation of this stream, or ``None`` before the first."""

@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
-from flows.config import FlowConfig, load_config
+from flows.config import FlowConfig, Timing, load_config
 from flows.rl.env import ControlRate, ObsDict, StepResult, VisionPipelineEnv, arena_for_agent
 from flows.runner import Pipeline
 
@@ -73,6 +73,12 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
         if cfg.capture.source in GAMES:
             cfg = load_config(cfg, {"capture": {"options": {"streams": num_envs}}})
         cfg = arena_for_agent(cfg)
+        if cfg.env.timing is not Timing.FREE:
+            msg = (
+                f"[env] timing = {cfg.env.timing.value!r} is the single env's (one game held "
+                "to its control period); the vector env steps its games together: use 'free'"
+            )
+            raise ValueError(msg)
         self.pipeline = Pipeline(cfg, controlled=True, workers=workers)
         streams = self.pipeline.runtime.stream_ids()
         if len(streams) < num_envs:

@@ -218,9 +218,11 @@ class ActionExecutor:
         keymap: Keymap | None = None,
         *,
         max_hz: float = 0.0,
+        repeat_held: bool = False,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         at_least("actions.max_hz", max_hz, 0)
+        self.repeat_held = bool(repeat_held)
         self.device = device
         self.keymap = keymap or Keymap()
         for name, key in self.keymap.keys.items():
@@ -272,9 +274,18 @@ class ActionExecutor:
             for k in sorted(self.held - want):
                 self.device.release(k)
                 self.held.discard(k)
+            pressed = want - self.held
             for k in sorted(want - self.held):
                 self.device.press(k)
                 self.held.add(k)
+            if self.repeat_held:
+                # let go and pressed again at once (one flush: the game reads both between
+                # two of its frames, and sees the key down throughout): a game that dropped
+                # its key state (Doom, at a new episode) has it down again now. A second
+                # press alone does not do it: X and SDL take it for auto-repeat.
+                for k in sorted(want & self.held - pressed):
+                    self.device.release(k)
+                    self.device.press(k)
             once = kind is Kind.CLICK or (kind is Kind.TAP and command != self.command)
             if key is not None and once and key not in self.held:
                 self.device.press(key)

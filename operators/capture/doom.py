@@ -42,6 +42,7 @@ from operators.truth import GroundTruth
 __all__ = [
     "BUTTONS",
     "HUD_MODES",
+    "RealtimeConditions",
     "MONSTERS",
     "VARIABLES",
     "DoomSettings",
@@ -234,6 +235,7 @@ def doom_truth(v: Mapping[str, Any]) -> GroundTruth:
         scene=Scene.DEATH if dead else Scene.GAMEPLAY,
         enemies=None,  # the game does not say where they are on the screen
         score=None if score is None else float(score),
+        episode_end=v.get("episode_end"),  # the log's line for an episode's end says how
     )
 
 
@@ -386,6 +388,8 @@ class _DoomStream(GameStream):
         self.vars: dict[str, float] = {}
         self.monsters: tuple[Detection, ...] | None = None
         self._var_names: list[str] | None = None
+        self._seen = False  # the picture was taken already, mid-action (realtime)
+        self.rng = np.random.default_rng(self.seed)
         self._read_state()
 
     def _new_episode(self, seed: int | None) -> None:
@@ -394,17 +398,38 @@ class _DoomStream(GameStream):
         self.game.new_episode()
 
     def _act(self, action: tuple[int, ...] | None, tics: int) -> str | None:
-        """One action held for ``tics``; how the episode ended, if it did."""
+        """One action held for ``tics``; how the episode ended, if it did. With the
+        source's ``realtime`` conditions (lockstep only), the hold is drawn from them
+        instead, and the picture is taken a drawn number of tics before the hold ends
+        (as a live observation trails the game): those last tics play after it."""
         if self.game.is_episode_finished():
             self._new_episode(None)  # acting on after an episode's end starts the next
-        self.game.make_action(doom_buttons(action), tics)
+        buttons = doom_buttons(action)
+        sim = self.src.realtime if self.lockstep else None
+        if sim is None:
+            self.game.make_action(buttons, tics)
+            return self._ended()
+        hold = sim.hold(self.rng)
+        late = min(sim.delay(self.rng), hold - 1)
+        self.game.make_action(buttons, hold - late)
+        ended = self._ended()
+        if ended:
+            return ended
+        self._read_state()  # what the agent sees: the game `late` tics before the hold ends
+        self._seen = True
+        if late:
+            self.game.make_action(buttons, late)
+        return self._ended()
+
+    def _ended(self) -> str | None:
         if not self.game.is_episode_finished():
             return None
         return "truncated" if self.game.is_episode_timeout_reached() else "terminated"
 
     def _frame(self, ended: str | None) -> Frame:
-        if not ended:
+        if not ended and not self._seen:
             self._read_state()
+        self._seen = False
         # An episode's last frame is the picture before it ended (the game shows no
         # more), with the game's verdict and final score.
         truth = replace(
@@ -446,6 +471,56 @@ class _DoomStream(GameStream):
         self.game.close()
 
 
+@dataclass(frozen=True)
+class RealtimeConditions:
+    """A live game's timing, simulated in lockstep (``[capture.options] realtime``):
+    each action is held for ``hold_tics`` and its picture taken ``delay_tics`` before the
+    hold ends, each drawn per action from its weights (``{"tics": weight}``), as
+    ``benchmarks/live_replay.py --timeline`` measured them live. A policy trained so
+    has seen the observation trail the game and its keys held a tic more or less.
+
+    >>> c = RealtimeConditions.from_options({"hold_tics": {"4": 3, "5": 1}, "delay_tics": {"0": 1}})
+    >>> sorted({c.hold(np.random.default_rng(s)) for s in range(40)}), c.delay(np.random.default_rng(0))
+    ([4, 5], 0)
+    """
+
+    hold_tics: tuple[tuple[int, float], ...]
+    delay_tics: tuple[tuple[int, float], ...]
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RealtimeConditions:
+        unknown = set(options) - {"hold_tics", "delay_tics"}
+        if unknown:
+            msg = f"capture.options.realtime: unknown keys {sorted(unknown)}; expected hold_tics, delay_tics"
+            raise ConfigError(msg)
+
+        def weights(key: str, least: int) -> tuple[tuple[int, float], ...]:
+            given = options.get(key) or {str(least): 1.0}
+            try:
+                out = tuple(sorted((int(k), float(v)) for k, v in dict(given).items()))
+            except (TypeError, ValueError) as ex:
+                msg = f"capture.options.realtime.{key} = {given!r}: expected {{tics: weight}}"
+                raise ConfigError(msg) from ex
+            if any(t < least or w < 0 for t, w in out) or sum(w for _, w in out) <= 0:
+                msg = f"capture.options.realtime.{key} = {given!r}: tics >= {least}, weights >= 0, some > 0"
+                raise ConfigError(msg)
+            return out
+
+        return cls(weights("hold_tics", 1), weights("delay_tics", 0))
+
+    @staticmethod
+    def _draw(rng: np.random.Generator, table: tuple[tuple[int, float], ...]) -> int:
+        tics = [t for t, _ in table]
+        w = np.array([w for _, w in table])
+        return int(tics[int(rng.choice(len(tics), p=w / w.sum()))])
+
+    def hold(self, rng: np.random.Generator) -> int:
+        return self._draw(rng, self.hold_tics)
+
+    def delay(self, rng: np.random.Generator) -> int:
+        return self._draw(rng, self.delay_tics)
+
+
 class DoomSource(GameSource):
     """Freedoom through ViZDoom, in-process: one game per stream, no window, no display.
 
@@ -475,9 +550,11 @@ class DoomSource(GameSource):
         lockstep: bool = True,
         frame_skip: int = 4,
         labels: bool = True,
+        realtime: Mapping[str, Any] | None = None,
         controls: dict[str, AgentControl] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.realtime = RealtimeConditions.from_options(realtime) if realtime else None
         super().__init__(
             "doom",
             streams=streams,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import cv2
@@ -123,9 +123,18 @@ class Signature:
     gradient hash cannot see, a flash, a fade, a tint, one solid screen for another."""
     stats: tuple[float, float]
     """Mean and standard deviation of the sampled grey frame (scene classification)."""
-    contrast: tuple[int, ...] = ()
-    """Each HUD region's contrast: how far its text stands from its median colour (the
-    98th percentile of every pixel's largest channel difference from it)."""
+    _contrasts: list[int | None] = field(default_factory=list, repr=False, compare=False)
+
+    def contrast(self, i: int) -> int:
+        """HUD region ``i``'s contrast: how far its text stands from its median colour
+        (:func:`_contrast`). Worked out when first asked for: only a region whose
+        pixels moved between the two thresholds needs it, seldom."""
+        if not self._contrasts:
+            self._contrasts.extend([None] * len(self.regions))
+        known = self._contrasts[i]
+        if known is None:
+            known = self._contrasts[i] = _contrast(self.regions[i])
+        return known
 
 
 class RegionDetector:
@@ -209,7 +218,6 @@ class RegionDetector:
     def signature(self, image: np.ndarray) -> Signature:
         h, w = image.shape[:2]
         regions = []
-        contrast: list[int] = []
         for x0, y0, x1, y1 in self.regions.values():
             top, left = int(y0 * h), int(x0 * w)
             crop = image[top : max(int(y1 * h), top + 1), left : max(int(x1 * w), left + 1)]
@@ -224,7 +232,6 @@ class RegionDetector:
                 size = (crop.shape[1] // k, crop.shape[0] // k)
                 crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
             regions.append(np.ascontiguousarray(crop))  # uint8, compared with OpenCV
-            contrast.append(_contrast(crop))
         # The whole frame: three samples per hash cell each way, then averaged.
         n, t = self.hash_size, self.tone_size
         grid = cv2.resize(image, (3 * (n + 1), 3 * n), interpolation=cv2.INTER_NEAREST)
@@ -237,30 +244,38 @@ class RegionDetector:
         grey_small = thumb.mean(axis=2)
         stats = (float(grey_small.mean()), float(grey_small.std()))
         packed = np.packbits(planes, axis=1)
-        return Signature(image.shape, tuple(regions), packed, tone, stats, tuple(contrast))
+        return Signature(image.shape, tuple(regions), packed, tone, stats)
 
     # -- comparisons -----------------------------------------------------------------
     def region_changes(self, a: Signature, b: Signature) -> list[str]:
         """The HUD regions that differ between two signatures."""
         out = []
-        contrasts = zip(
-            a.contrast or [255] * len(a.regions), b.contrast or [255] * len(b.regions), strict=True
-        )
-        for name, ra, rb, (ca, cb) in zip(
-            self.regions, a.regions, b.regions, contrasts, strict=True
-        ):
+        for i, (name, ra, rb) in enumerate(zip(self.regions, a.regions, b.regions, strict=True)):
             if ra.shape != rb.shape:
                 out.append(name)
                 continue
+            if cv2.norm(ra, rb, cv2.NORM_INF) <= self.min_threshold:
+                continue  # no pixel moved past the lowest threshold (most regions, most frames)
             c0, c1, c2 = cv2.split(cv2.absdiff(ra, rb))
             most = cv2.max(cv2.max(c0, c1), c2)  # the channel that moved most, per pixel
-            # Text that barely stands out changes its pixels by barely more: the threshold
-            # is a share of the region's contrast, down to a floor over the noise.
-            level = min(self.pixel_threshold, max(self.min_threshold, 0.6 * max(ca, cb)))
-            _, moved = cv2.threshold(most, level, 255, cv2.THRESH_BINARY)
-            if cv2.countNonZero(moved) > self.min_pixels:
+            if self._moved(most, self.pixel_threshold):
                 out.append(name)
+            elif self.min_threshold < self.pixel_threshold and self._moved(
+                most, self.min_threshold
+            ):
+                # Text that barely stands out changes its pixels by barely more: the
+                # threshold is a share of the region's contrast, down to a floor over the
+                # noise (only asked here: most regions moved past both or neither).
+                contrast = max(a.contrast(i), b.contrast(i))
+                level = min(self.pixel_threshold, max(self.min_threshold, 0.6 * contrast))
+                if self._moved(most, level):
+                    out.append(name)
         return out
+
+    def _moved(self, most: np.ndarray, level: float) -> bool:
+        """More than ``min_pixels`` of a region's pixels moved past ``level``."""
+        _, moved = cv2.threshold(most, level, 255, cv2.THRESH_BINARY)
+        return cv2.countNonZero(moved) > self.min_pixels
 
     def tone_changed(self, a: Signature, b: Signature) -> bool:
         """Whether the frame's colour moved: a flash, a fade, a tint, another solid screen."""

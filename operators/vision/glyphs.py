@@ -70,13 +70,18 @@ def text_ink(crop: np.ndarray) -> np.ndarray:
 def text_runs(crop: np.ndarray, ink: np.ndarray | None = None) -> list[Run]:
     """The glyphs of the crop's text: :func:`glyph_runs` of its :func:`text_ink`, less the
     runs of another colour than the text's (the median of the runs' colours): an icon
-    beside a number (Doom's ammo clip, read as "1" after "50") is not one of its glyphs.
+    beside a number (Doom's ammo clip, read as "1" after "50") is not one of its glyphs;
+    but a glyph of the text's colour inside such a run (a digit touching the bright
+    scenery behind an overlay HUD) is.
 
     >>> crop = np.zeros((20, 40, 3), np.uint8)
     >>> crop[3:17, 4:10] = (230, 20, 20); crop[3:17, 14:20] = (230, 20, 20)
     >>> crop[3:17, 26:32] = (200, 200, 40)  # a yellow icon
     >>> [r[:2] for r in text_runs(crop)]
     [(4, 9), (14, 19)]
+    >>> crop[:, 26:32] = 0; crop[3:17, 24:30] = (230, 20, 20); crop[:, 31:40] = 250  # sky
+    >>> [r[:2] for r in text_runs(crop)]
+    [(4, 9), (14, 19), (24, 29)]
     """
     if crop.ndim != 3 or crop.shape[0] < 3 or crop.shape[1] < 3:
         return []
@@ -92,7 +97,22 @@ def text_runs(crop: np.ndarray, ink: np.ndarray | None = None) -> list[Run]:
         for r in runs
     ]
     text = np.median(np.array(colours), axis=0)
-    return [r for r, c in zip(runs, colours, strict=True) if np.abs(c - text).max() <= INK_CONTRAST]
+    kept = [r for r, c in zip(runs, colours, strict=True) if np.abs(c - text).max() <= INK_CONTRAST]
+    if len(kept) == len(runs) or not kept:
+        return kept
+    # A run of another colour may still hold a glyph: scenery behind an overlay HUD that
+    # touches the number's last digit makes one run of both ("$800" read as "80"). Keep
+    # the glyphs of the text's colour inside it, as tall as the text's own.
+    own = ink & (np.abs(pixels - text).max(axis=2) <= INK_CONTRAST)
+    tall = max(r[3] - r[2] + 1 for r in kept)
+    wide = max(r[1] - r[0] + 1 for r in kept)
+    for r in runs:
+        if r in kept:
+            continue
+        for x0, x1, top, bottom in glyph_runs(own[:, r[0] : r[1] + 1], solid=False):
+            if bottom - top + 1 >= 0.7 * tall and x1 - x0 + 1 >= wide / 6:
+                kept.append((r[0] + x0, r[0] + x1, top, bottom))
+    return sorted(kept)
 
 
 def glyph_runs(ink: np.ndarray, solid: bool = True) -> list[Run]:
@@ -221,7 +241,7 @@ class GlyphFont:
         glyphs, band, colour = cut
         if abs(band - float(np.median(self.bands))) > 0.12 * float(np.median(self.bands)):
             return None
-        if np.abs(colour - np.median(np.array(self.colours), axis=0)).max() > INK_CONTRAST / 2:
+        if np.abs(colour - self.colour()).max() > INK_CONTRAST / 2:
             return None
         text, worst = [], 0.0
         for g in glyphs:
@@ -234,6 +254,10 @@ class GlyphFont:
             text.append(c)
             worst = max(worst, d)
         return "".join(text), round(1.0 - worst, 3)
+
+    def colour(self) -> np.ndarray | None:
+        """The glyphs' colour in the reads learned from (their median), if any."""
+        return np.median(np.array(self.colours), axis=0) if self.colours else None
 
     def forget(self) -> None:
         self.looks.clear()

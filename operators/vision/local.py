@@ -28,7 +28,14 @@ from operators.hud import ARENA_HUD_REGIONS, HUD_RANGES, check_reading, hud_rang
 from operators.hud import hud_regions as resolve_hud_regions
 from operators.options import check_int
 from operators.reading import HUD_FIELDS, Detection, Scene, VisionResult
-from operators.vision.glyphs import INK_CONTRAST, GlyphFont, background, ink_mask, text_runs
+from operators.vision.glyphs import (
+    INK_CONTRAST,
+    GlyphFont,
+    background,
+    glyph_runs,
+    ink_mask,
+    text_runs,
+)
 
 __all__ = ["LocalVisionBackend", "cut_glyph", "parse_hud_text"]
 
@@ -56,7 +63,7 @@ def parse_hud_text(field: str, text: str) -> dict[str, int | None]:
     return {field: nums[0] if nums else None}
 
 
-def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
+def _tight(crop: np.ndarray, margin: int = 4, colour: np.ndarray | None = None) -> np.ndarray:
     """Trim a HUD crop to the columns of its text's glyphs
     (:func:`~operators.vision.glyphs.text_runs`: ink far from the colour of the crop's
     edges, of the text's own colour; text of any colour, on a panel or the picture).
@@ -64,13 +71,33 @@ def _tight(crop: np.ndarray, margin: int = 4) -> np.ndarray:
     >>> crop = np.full((10, 40, 3), 200, np.uint8); crop[3:7, 15:20] = (20, 200, 200)
     >>> _tight(crop, margin=1).shape
     (10, 7, 3)
+    >>> crop[2:8, 21:30] = (20, 90, 250)  # scenery of another colour touching the text
+    >>> _tight(crop, margin=1).shape  # kept, not cut through
+    (10, 17, 3)
     """
     if crop.size == 0:
         return crop
     runs = text_runs(crop)  # the text's glyphs: not an icon of another colour beside them
+    if colour is not None and crop.ndim == 3:
+        # the colour this region's text was seen in (its font): its glyphs, where scenery
+        # of another colour behind them would be taken for the text
+        near = np.abs(crop.astype(np.int16) - colour.astype(np.int16)).max(axis=2)
+        runs = glyph_runs(ink_mask(crop)[0] & (near <= INK_CONTRAST)) or runs
     if not runs:
         return crop
-    return crop[:, max(runs[0][0] - margin, 0) : runs[-1][1] + margin + 1]
+    # Never cut through ink: where the text's glyphs could not be told from scenery
+    # behind them (a low-contrast patch of picture makes a blob of ink and leaves the
+    # digits beside it thin), the trim stops at a blank column, or keeps the crop whole.
+    inked = np.flatnonzero(ink_mask(crop)[0].any(axis=0))
+    bridge = max(2, (max(r[3] for r in runs) - min(r[2] for r in runs)) // 6)
+    x0, x1 = runs[0][0], runs[-1][1]
+    for x in inked[::-1]:  # ink reaching the first glyph, over gaps under a sixth of its height
+        if x0 - bridge <= x < x0:
+            x0 = int(x)
+    for x in inked:
+        if x1 < x <= x1 + bridge:
+            x1 = int(x)
+    return crop[:, max(x0 - margin, 0) : x1 + margin + 1]
 
 
 def _margined(crop: np.ndarray, share: float = 0.4) -> np.ndarray:
@@ -305,7 +332,8 @@ class LocalVisionBackend:
                     continue
                 if matched is not None:  # now and then the OCR model reads it too
                     audits[key] = matched[0]
-            crop = _margined(_tight(raw))
+            colour = font.colour() if font is not None else None
+            crop = _margined(_tight(raw, colour=colour))
             scale = self.ocr_height / crop.shape[0]
             crop = cv2.resize(
                 crop,

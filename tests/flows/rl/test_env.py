@@ -167,3 +167,80 @@ def test_stable_baselines3_ppo_trains_on_it_unmodified():
     finally:
         env.close()
     assert _framewax_threads() == []
+
+
+class TimedDevice:
+    """An input device that notes when each key went down and up (``time.monotonic()``)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.monotonic
+        self.events: list[tuple[str, str, float]] = []
+
+    def check(self, key):
+        return None
+
+    def press(self, key):
+        self.events.append(("press", key, self._now()))
+
+    def release(self, key):
+        self.events.append(("release", key, self._now()))
+
+    def move(self, dx, dy):
+        return None
+
+    def focused(self):
+        return True
+
+    def flush(self, wait=False):
+        return None
+
+    def close(self):
+        return None
+
+
+def test_period_timing_holds_each_action_for_exactly_its_period_and_reports_a_late_agent():
+    """``[env] timing = "period"`` (rtgym's fixed control period): the keys go down at
+    the step's start and up at its period's end, whatever the agent does next; the
+    observation is the freshest at the end; thinking over a period is an overrun, in
+    ``info`` and in the run's summary."""
+    import time
+
+    over = {
+        **SMALL,
+        "env": {"timing": "period", "control_hz": 20.0},
+        "actions": {"executor": "tests.flows.rl.test_env:TimedDevice", "max_hz": 100.0},
+        "run": {"summary": False, "status_interval_s": 0},
+    }
+    env = VisionPipelineEnv(overrides=over)
+    try:
+        env.reset(seed=3)
+        device = env.executor.device
+        forward = np.array([1, 0, 0, 0])
+        starts, infos = [], []
+        for i in range(6):
+            if i == 4:
+                time.sleep(0.12)  # the agent thinks for over two periods
+            starts.append(time.monotonic())
+            _obs, _r, _t, _tr, info = env.step(forward)
+            infos.append(info)
+            assert time.monotonic() - starts[-1] >= 0.05 - 1e-3  # the whole period
+            assert info["captured_at"] <= time.time()
+        presses = [t for kind, key, t in device.events if kind == "press" and key == "w"]
+        releases = [t for kind, key, t in device.events if kind == "release" and key == "w"]
+        assert len(presses) == len(releases) == 6  # up at every period's end, down at the next
+        for down, up, start in zip(presses, releases, starts, strict=True):
+            assert down - start < 0.02  # applied at the period's start
+            assert 0.05 - 1e-3 <= up - down < 0.05 + 0.03  # held for the period
+        assert all(0.045 < i["held_ms"] / 1000 < 0.08 for i in infos)
+        assert infos[4]["overrun"] and infos[4]["thinking_ms"] >= 100
+        assert not infos[3]["overrun"] and env.overruns == 1
+        lag = env.pipeline.runtime.lag.summary()
+        assert lag["periods"] == 6 and lag["overruns"] == 1
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="control_hz"):
+        VisionPipelineEnv(overrides={**SMALL, "env": {"timing": "period"}})
+    with pytest.raises(ValueError, match="timing"):
+        VisionPipelineEnv(overrides={**SMALL, "env": {"timing": "sometimes"}})

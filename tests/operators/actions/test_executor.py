@@ -36,6 +36,22 @@ def test_held_keys_follow_the_action_and_change_only_what_changed():
     assert dev.down == set()
 
 
+def test_repeat_held_lets_go_of_a_kept_key_and_presses_it_again_at_once():
+    """``repeat_held``: each action releases and presses again the keys it keeps down.
+    Doom drops its keys when a new episode starts, and a key the executor thought down
+    was never seen again (the live timeline: a whole episode of "turn left" the game did
+    not see, the policy stuck on the picture that did not change)."""
+    ex, dev, _ = _executor(repeat_held=True)
+    steps = _run(ex, dev, [(1, 0, 0, 0), (1, 0, 0, 0), (1, 0, 0, 3), (0, 0, 0, 0)])
+    assert steps == [
+        [("press", "w")],
+        [("release", "w"), ("press", "w")],  # let go and down again, in one flush
+        [("press", "a"), ("release", "w"), ("press", "w")],  # the new key pressed once
+        [("release", "a"), ("release", "w")],
+    ]
+    assert dev.down == set()
+
+
 def test_fire_holds_the_button_reload_taps_once_click_kind_clicks_every_step():
     keymap = Keymap(kinds={"fire": Kind.HOLD, "reload": Kind.TAP, "buy": Kind.CLICK})
     ex, dev, _ = _executor(keymap=keymap)
