@@ -258,6 +258,8 @@ def timeline(records: list[dict[str, Any]], log: Path) -> list[dict[str, Any]]:
             "down_tic": tics[down][1] if down is not None else None,
             "up_tic": tics[up][1] if up is not None else None,
             "held_tics": (up - down) if down is not None and up is not None else None,
+            # the same four as lines of the game's log: a clock across episodes (the plot's)
+            "at": {"call": i_call, "obs": i_obs, "down": down, "up": up},
             "age_ms": round(r["age_ms"], 1),
             "model_ms": round((r["emitted_at"] - r["captured_at"]) * 1000.0, 1)
             if r["emitted_at"]
@@ -296,35 +298,101 @@ def timeline_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def plot_timeline(rows: list[dict[str, Any]], out: Path, steps: int = 60) -> None:
-    """The first ``steps`` steps of the second episode: each action's keys as a bar over
-    the tics the game held them, the tic its observation shows, the tic it was sent."""
+def plot_timeline(rows: list[dict[str, Any]], out: Path, steps: int = 48) -> None:
+    """``steps`` steps from the tenth on, across episodes, on the game's own clock (its
+    log's lines, a tic each): each action's keys as a bar over the tics the game held
+    them, the tic its observation shows, the tic the step was called on."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    episodes = sorted({r["episode"] for r in rows if r["episode"] is not None})
-    ep = episodes[1] if len(episodes) > 1 else (episodes[0] if episodes else None)
-    part = [r for r in rows if r["episode"] == ep][:steps]
-    fig, ax = plt.subplots(figsize=(12, 0.18 * len(part) + 1.5))
+    part = rows[10 : 10 + steps]
+    fig, ax = plt.subplots(figsize=(12, 0.2 * len(part) + 1.6))
     for i, r in enumerate(part):
-        if r["down_tic"] is not None and r["up_tic"] is not None:
-            ax.barh(i, r["up_tic"] - r["down_tic"], left=r["down_tic"], height=0.6,
+        at = r.get("at") or {}
+        if at.get("down") is not None and at.get("up") is not None:
+            ax.barh(i, at["up"] - at["down"], left=at["down"], height=0.6,
                     color="tab:blue", alpha=0.6)  # fmt: skip
-        if r["obs_tic"] is not None:
-            ax.plot(r["obs_tic"], i, "k|", markersize=8)
-        if r["call_tic"] is not None:
-            ax.plot(r["call_tic"], i, "r.", markersize=4)
+        if at.get("obs") is not None:
+            ax.plot(at["obs"] + 0.5, i, "k|", markersize=8)
+        if at.get("call") is not None:
+            ax.plot(at["call"] + 0.5, i, "r.", markersize=5)
+        if i and r["episode"] != part[i - 1]["episode"]:
+            ax.axhline(i - 0.5, color="grey", linewidth=0.6)
     ax.invert_yaxis()
-    ax.set_xlabel("game tic (35 a second)")
+    ax.set_xlabel("game tic (the log's lines, 35 a second; grey lines: a new episode)")
     ax.set_ylabel("step")
     ax.set_title(
-        "keys held (blue bars), tic the observation shows (black), tic the step was called (red)"
+        "keys held (blue), tic the observation shows (black), tic the step was called on (red)"
     )
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
+
+
+def arena_live(
+    policies: dict[str, Any], episodes: int, timing: str, control_hz: float, max_wait_ms: float
+) -> dict[str, Any]:
+    """The arena in its real-time mode (30 frames a second; it does not wait), through
+    the same dataflow and env as in lockstep training: each of ``policies``
+    (``act(observation) -> action``) plays ``episodes`` episodes on the evaluation
+    seeds; returns per policy the returns, their mean, and the lags."""
+    spec = ENVS["arena"]
+    out: dict[str, Any] = {}
+    for name, act in policies.items():
+        env = VisionPipelineEnv(
+            spec.config,
+            overrides={
+                **spec.overrides,
+                "capture": {"options": {"lockstep": False, "fps": 30.0, "frame_skip": 1}},
+                "env": {"timing": timing},
+            },
+            control_hz=control_hz,
+            max_wait_ms=max_wait_ms,
+            max_episode_steps=spec.max_episode_steps,
+        )
+        returns, ages, steps = [], [], 0
+        try:
+            for k in range(episodes):
+                env.reset(seed=EVAL_SEED_BASE + k)
+                total, done = 0.0, False
+                while not done:
+                    _obs, reward, terminated, truncated, info = env.step(act(env.observation))
+                    total += float(reward)
+                    ages.append(float(info["age_ms"]))
+                    steps += 1
+                    done = terminated or truncated
+                returns.append(total)
+        finally:
+            env.close()
+        out[name] = {
+            "episodes": len(returns),
+            "mean": float(np.mean(returns)),
+            "std": float(np.std(returns, ddof=1)) if len(returns) > 1 else None,
+            "returns": returns,
+            "steps": steps,
+            "age_ms_p50": float(np.percentile(ages, 50)),
+            "age_ms_p99": float(np.percentile(ages, 99)),
+            "overruns": env.overruns,
+            "balanced": env.pipeline.ledger.balanced(),
+        }
+        print(f"arena live {name}: mean {out[name]['mean']:.2f} over {len(returns)} episodes, "
+              f"age p50 {out[name]['age_ms_p50']:.0f} / p99 {out[name]['age_ms_p99']:.0f} ms", flush=True)  # fmt: skip
+    return out
+
+
+def arena_lockstep(policies: dict[str, Any], episodes: int) -> dict[str, Any]:
+    """The same policies in lockstep (the arena waits), one game at a time per call."""
+    venv = make_venv("arena", 2, 0)
+    try:
+        seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes)
+        return {
+            name: evaluate(venv, lambda _f, obs, a=act: [a(o) for o in obs], seeds)
+            for name, act in policies.items()
+        }
+    finally:
+        venv.close()
 
 
 def lockstep(policy: Any, episodes: int) -> dict[str, Any]:
@@ -356,8 +424,12 @@ def main() -> None:
                     help="write every step against the game's tics here (JSON) and a picture (.png)")  # fmt: skip
     ap.add_argument("--runs", type=int, default=1, help="live runs, each a fresh game")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--game", choices=("doom-basic", "arena"), default="doom-basic")
     args = ap.parse_args()
     policy = load_policy(args.policy)
+    if args.game == "arena":
+        main_arena(policy, args)
+        return
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"framewax-live-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
     wait = args.max_wait_ms if args.max_wait_ms is not None else (60.0 if args.timing == "period" else 0.0)
@@ -404,6 +476,46 @@ def main() -> None:
         args.timeline.parent.mkdir(parents=True, exist_ok=True)
         args.timeline.write_text(json.dumps({"summary": summary, "steps": rows}, indent=0) + "\n")
         plot_timeline(rows, args.timeline.with_suffix(".png"))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def main_arena(policy: Any, args: argparse.Namespace) -> None:
+    """``--game arena``: the trained policy, random and scripted play, live (``--runs``
+    times) and in lockstep, on the same evaluation seeds."""
+    from flows.rl.policies import RandomPolicy, ScriptedPolicy
+    from flows.rl.spaces import features
+
+    acts = {
+        "trained": lambda o: policy.predict(features(o), deterministic=True)[0],
+        "random": RandomPolicy(0).act,
+        "scripted": ScriptedPolicy().act,
+    }
+    hz = args.control_hz if args.control_hz != 35.0 / PERIOD_TICS else 30.0 / PERIOD_TICS
+    wait = args.max_wait_ms if args.max_wait_ms is not None else 0.0
+    runs = [arena_live(acts, args.episodes, args.timing, hz, wait) for _ in range(args.runs)]
+    lock = arena_lockstep(acts, args.lockstep_episodes) if args.lockstep_episodes else None
+    means = [r["trained"]["mean"] for r in runs]
+    result = {
+        **run_header("live_replay"),
+        "game": "arena",
+        "policy": str(args.policy),
+        "timing": args.timing,
+        "control_hz": hz,
+        "runs": runs,
+        "lockstep": None if lock is None else {
+            k: {kk: v for kk, v in r.items() if kk != "lengths"} for k, r in lock.items()
+        },
+        "targets": None if lock is None else {
+            "live_over_lockstep": [round(m / lock["trained"]["mean"], 3) for m in means],
+            "spread_over_lockstep": round((max(means) - min(means)) / abs(lock["trained"]["mean"]), 3),
+            "age_p99_over_period": round(max(r["trained"]["age_ms_p99"] for r in runs) * hz / 1000.0, 3),
+        },
+    }  # fmt: skip
+    if lock is not None:
+        print("lockstep: " + ", ".join(f"{k} {r['mean']:.2f}" for k, r in lock.items()), flush=True)
+        print(f"targets: {json.dumps(result['targets'])}", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

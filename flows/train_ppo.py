@@ -119,19 +119,26 @@ def make_venv(
 def realtime_conditions(timeline: Path, frame_skip: int = 4) -> dict[str, Any]:
     """The live timing a ``benchmarks/live_replay.py --timeline`` file measured, as
     ``[capture.options] realtime`` (:class:`~operators.capture.doom.RealtimeConditions`):
-    ``hold_tics``, how many tics each action lasted (from one step's call to the next's,
-    within an episode), and ``delay_tics``, how many of them came after the picture the
-    next action was chosen on (the next call's tic less the observation's)."""
+    ``hold_tics``, how many tics each action lasted (from the tic it reached the game to
+    the tic the next one did, within an episode; the step's call where the game's log
+    did not show the keys), and ``delay_tics``, how many of them came after the picture
+    the next action was chosen on (the next action's tic less the observation's, less
+    one: the tic it lands on is its own)."""
     rows = json.loads(timeline.read_text())["steps"]
     holds: dict[str, int] = {}
     delays: dict[str, int] = {}
+
+    def landed(r: dict[str, Any]) -> int | None:
+        return r.get("down_tic") if r.get("down_tic") is not None else r["call_tic"]
+
     for a, b in zip(rows, rows[1:]):
-        if a["episode"] != b["episode"] or None in (a["call_tic"], b["call_tic"], a["obs_tic"]):
+        start, end = landed(a), landed(b)
+        if a["episode"] != b["episode"] or None in (start, end, a["obs_tic"]):
             continue
-        hold = b["call_tic"] - a["call_tic"]
+        hold = end - start  # type: ignore[operator]
         if not 1 <= hold <= 2 * frame_skip:  # a reset or a stall between them, not a step
             continue
-        delay = min(max(b["call_tic"] - a["obs_tic"], 0), hold - 1)
+        delay = min(max(end - 1 - a["obs_tic"], 0), hold - 1)  # type: ignore[operator]
         holds[str(hold)] = holds.get(str(hold), 0) + 1
         delays[str(delay)] = delays.get(str(delay), 0) + 1
     if not holds:

@@ -14,6 +14,7 @@ Importing this package registers ``framewax/VisionPipeline-v0`` with Gymnasium
 wait, observe); :mod:`.env` and :mod:`.vec_env` are the single and vector
 envs built on it; :mod:`.spaces` the observation and action spaces;
 :mod:`.rewards` the reward functions a config's ``[env] reward`` names;
+:mod:`.wrappers` what real-time play adds (the last actions in the observation);
 :mod:`.sb3` the Stable-Baselines3 adapter and the features extractor a learned
 policy uses; :mod:`.policies` the baselines it is measured against (random, a
 scripted aimbot). With a lockstep source (``[capture.options] lockstep``) the

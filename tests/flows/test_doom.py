@@ -125,3 +125,30 @@ def test_the_preset_maps_dooms_keys(key):
     keys = load_config(PRESET).actions.keys
     assert {"forward": "Up", "fire": "Control_L"}[key] == keys[key]
     assert keys["turn_left"] == "Left" and keys["buy"] == ""
+
+
+def test_the_log_marks_each_episodes_end_and_a_frame_after_it_says_so(tmp_path):
+    """``flows.doom --log`` writes an ``episode_end`` line when an episode ends: a frame
+    captured between it and the next episode's first tic carries the end in its truth
+    (the live env terminates there, as the lockstep one does)."""
+    from flows.doom import run
+    from operators.capture.doom import DoomSettings, GameVarsLog, doom_truth
+
+    log = tmp_path / "vars.jsonl"
+    settings = DoomSettings(
+        scenario="basic", resolution="160x120", window=False, mode="player", episode_timeout=20
+    )
+    counts = run(settings, log, seconds=2.0, focus=False)
+    lines = _vars(log)
+    ends = [i for i, e in enumerate(lines) if "episode_end" in e]
+    assert counts["episodes"] >= 2 and len(ends) >= 2
+    for i in ends:
+        end = lines[i]
+        assert end["episode_end"] == "truncated"  # nobody shot: the time ran out
+        assert end["episode"] == lines[i - 1]["episode"]  # the episode that ended
+        assert end["score"] <= lines[i - 1]["score"]  # its final score
+        if i + 1 < len(lines):
+            assert lines[i + 1]["episode"] == end["episode"] + 1
+    said = GameVarsLog(log).at(lines[ends[-1]]["t"] + 1e-6)  # it keeps the last 4096 lines
+    assert doom_truth(said).episode_end == "truncated"
+    assert doom_truth(lines[ends[-1] - 1]).episode_end is None
