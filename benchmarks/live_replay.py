@@ -21,6 +21,7 @@ seeds (``--lockstep-episodes``; the game waits; same config as training).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import select
@@ -221,7 +222,9 @@ def timeline(records: list[dict[str, Any]], log: Path) -> list[dict[str, Any]]:
         for line in fh:
             try:
                 e = json.loads(line)
-                tics.append((float(e["t"]), int(e["tic"]), int(e["episode"]), set(e.get("buttons", []))))
+                tics.append(
+                    (float(e["t"]), int(e["tic"]), int(e["episode"]), set(e.get("buttons", [])))
+                )
             except (ValueError, KeyError, TypeError):
                 continue
     times = np.array([t for t, *_ in tics])
@@ -282,10 +285,15 @@ def timeline_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
             {q: float(np.percentile(xs, int(q[1:]))) for q in ("p1", "p50", "p99")} if xs else None
         )
 
-    behind = [r["return_tic"] - r["obs_tic"] for r in rows if r["return_tic"] is not None and r["obs_tic"] is not None]
+    behind = [
+        r["return_tic"] - r["obs_tic"]
+        for r in rows
+        if r["return_tic"] is not None and r["obs_tic"] is not None
+    ]
     held = [r["held_tics"] for r in rows if r["held_tics"] is not None]
     repeated = sum(
-        a["obs_tic"] is not None and a["obs_tic"] == b["obs_tic"] for a, b in zip(rows, rows[1:])
+        a["obs_tic"] is not None and a["obs_tic"] == b["obs_tic"]
+        for a, b in itertools.pairwise(rows)
     )
     return {
         "obs_tics_behind_return": pct(behind),
@@ -432,7 +440,11 @@ def main() -> None:
         return
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"framewax-live-{os.getpid()}"
     workdir.mkdir(parents=True, exist_ok=True)
-    wait = args.max_wait_ms if args.max_wait_ms is not None else (60.0 if args.timing == "period" else 0.0)
+    wait = (
+        args.max_wait_ms
+        if args.max_wait_ms is not None
+        else (60.0 if args.timing == "period" else 0.0)
+    )
     runs, rows = [], []
     for run in range(args.runs):
         summary, records, log = live(
@@ -470,7 +482,10 @@ def main() -> None:
         },
     }
     if ls is not None:
-        print(f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}", flush=True)
+        print(
+            f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}",
+            flush=True,
+        )
         print(f"targets: {json.dumps(result['targets'])}", flush=True)
     if args.timeline is not None:
         args.timeline.parent.mkdir(parents=True, exist_ok=True)

@@ -36,12 +36,12 @@ __all__ = [
     "CaptureConfig",
     "DedupConfig",
     "EnvConfig",
-    "Timing",
     "FlowConfig",
     "HudConfig",
     "OrderConfig",
     "RunConfig",
     "SinkConfig",
+    "Timing",
     "VisionConfig",
     "load_config",
 ]

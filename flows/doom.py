@@ -64,7 +64,14 @@ def run(
                     # the episode's end, as lockstep reports it: frames from now until the
                     # next episode's first tic show it ended (the env terminates there)
                     end = "truncated" if game.is_episode_timeout_reached() else "terminated"
-                    line = last | {"t": time.time(), "score": game.get_total_reward(), "episode_end": end, "buttons": []}
+                    line = last | {
+                        "t": time.time(),
+                        "score": game.get_total_reward(),
+                        "episode_end": end,
+                        "buttons": [],
+                    }
+                    if game.is_player_dead():  # the status bar shows 0 % from the fatal tic
+                        line |= {"HEALTH": 0.0, "DEAD": 1.0}
                     out.write(json.dumps(line) + "\n")
                     out.flush()
                     last = None
@@ -73,6 +80,20 @@ def run(
                 continue
             if game.is_player_dead():
                 deaths += 1
+                dead = game_vars(game)
+                if out is not None and dead is not None:
+                    # the death itself, as the status bar shows it (0 %) until the respawn:
+                    # unlogged, a read of it was scored against the health before it
+                    state = game.get_state()
+                    line = {
+                        "t": time.time(),
+                        "tic": state.tic if state else None,
+                        "episode": episodes,
+                        "score": game.get_total_reward(),
+                        "buttons": [],
+                    } | dead
+                    out.write(json.dumps(line) + "\n")
+                    out.flush()
                 game.respawn_player()
                 continue
             game.advance_action()
@@ -89,7 +110,9 @@ def run(
                     "score": game.get_total_reward(),
                     # the buttons the player held on this tic (an agent's keys as the game
                     # took them: benchmarks/live_replay.py --timeline)
-                    "buttons": [n for n, v in zip(BUTTONS, game.get_last_action(), strict=False) if v],
+                    "buttons": [
+                        n for n, v in zip(BUTTONS, game.get_last_action(), strict=False) if v
+                    ],
                 }
                 last = line | v
                 out.write(json.dumps(last) + "\n")

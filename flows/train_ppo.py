@@ -27,6 +27,7 @@ curves to a PNG beside it, and each policy to ``--policies/<env>-seed<N>.pt``
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -110,9 +111,7 @@ def make_venv(
     options: dict[str, Any] = {"seed": seed}
     if realtime:
         options["realtime"] = realtime
-    cfg = load_config(
-        load_config(spec.config, spec.overrides), {"capture": {"options": options}}
-    )
+    cfg = load_config(load_config(spec.config, spec.overrides), {"capture": {"options": options}})
     return VisionPipelineVecEnv(num_envs, cfg, max_episode_steps=spec.max_episode_steps)
 
 
@@ -131,7 +130,7 @@ def realtime_conditions(timeline: Path, frame_skip: int = 4) -> dict[str, Any]:
     def landed(r: dict[str, Any]) -> int | None:
         return r.get("down_tic") if r.get("down_tic") is not None else r["call_tic"]
 
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         start, end = landed(a), landed(b)
         if a["episode"] != b["episode"] or None in (start, end, a["obs_tic"]):
             continue

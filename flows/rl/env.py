@@ -198,7 +198,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
                 self.session.wait(sent, time.monotonic() + self.cfg.env.lockstep_timeout_s)
                 return self.finish(sent)
             if self.timing is Timing.PERIOD:
-                return self._period(sent)
+                return self._period(sent, action)
             if self.max_wait_ms > 0:
                 self.session.wait(sent, time.monotonic() + self.max_wait_ms / 1000.0)
             return self.finish(sent, self.rate.wait())
@@ -206,7 +206,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
             self.session.release()  # an error (or Ctrl-C) mid-step leaves no key down
             raise
 
-    def _period(self, sent: Sent) -> StepResult:
+    def _period(self, sent: Sent, action: np.ndarray) -> StepResult:
         """``timing = "period"``: the action's input is down from the step's start; hold it
         for exactly one control period, let it go, and observe the freshest frame (the
         first captured after the release, within ``max_wait_ms``)."""
@@ -218,7 +218,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         left = start + self.rate.period - time.monotonic()
         if left > 0:
             time.sleep(left)  # the game plays the action for the period
-        self.session.release()
+        self.session.let_go([int(a) for a in action])
         released = time.time()
         if self.max_wait_ms > 0:
             self.session.wait_captured(released, time.monotonic() + self.max_wait_ms / 1000.0)

@@ -308,6 +308,17 @@ class StreamSession:
             self._last_ammo = ammo
         return None
 
+    def let_go(self, action: Sequence[int]) -> None:
+        """The end of a control period (``[env] timing = "period"``): every key up, and an
+        in-process game's control told to do nothing from now (the pitch, a level, kept)."""
+        self.executor.release_all()
+        control = self.control
+        if control is not None and not control.lockstep:
+            idle = [0] * len(action)
+            if len(action) > 2:
+                idle[2] = int(action[2])
+            control.act(idle)
+
     # -- the end ------------------------------------------------------------------------
     def release(self) -> None:
         """Release every key and button the executor holds."""

@@ -13,7 +13,9 @@ from gymnasium import spaces
 __all__ = ["ActionHistory"]
 
 
-class ActionHistory(gym.ObservationWrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]):
+class ActionHistory(
+    gym.ObservationWrapper[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]
+):
     """Add the last ``n`` actions to a ``Dict`` observation, as rtgym's action buffer
     does: in real time the observation trails the game (a frame in flight, keys landing
     a tic late), and the actions already on their way are part of the state. The key
@@ -37,7 +39,7 @@ class ActionHistory(gym.ObservationWrapper[dict[str, np.ndarray], np.ndarray, di
         self.n = int(n)
         self.nvec = np.asarray(act.nvec).ravel()
         self._actions: deque[np.ndarray] = deque(maxlen=self.n)
-        self.observation_space = spaces.Dict(
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 **env.observation_space.spaces,
                 "actions": spaces.MultiDiscrete(np.tile(self.nvec, (self.n, 1))),

@@ -42,12 +42,12 @@ from operators.truth import GroundTruth
 __all__ = [
     "BUTTONS",
     "HUD_MODES",
-    "RealtimeConditions",
     "MONSTERS",
     "VARIABLES",
     "DoomSettings",
     "DoomSource",
     "GameVarsLog",
+    "RealtimeConditions",
     "doom_buttons",
     "doom_truth",
     "scenario_path",

@@ -253,7 +253,12 @@ def test_action_history_puts_the_last_actions_in_the_observation():
     try:
         obs, _ = env.reset(seed=4)
         assert obs in env.observation_space and not obs["actions"].any()
-        sent = [np.array([1, 2, 3, 4]), np.array([2, 0, 9, 7]), np.array([0, 4, 0, 1]), np.array([1, 1, 1, 1])]
+        sent = [
+            np.array([1, 2, 3, 4]),
+            np.array([2, 0, 9, 7]),
+            np.array([0, 4, 0, 1]),
+            np.array([1, 1, 1, 1]),
+        ]
         for i, a in enumerate(sent):
             obs, *_ = env.step(a)
             assert obs in env.observation_space
@@ -261,5 +266,17 @@ def test_action_history_puts_the_last_actions_in_the_observation():
             assert np.array_equal(obs["actions"][3 - len(want) :], np.stack(want))  # oldest first
         obs, _ = env.reset(seed=5)
         assert not obs["actions"].any()  # a new episode starts with none
+    finally:
+        env.close()
+
+
+def test_period_timing_tells_the_arena_to_do_nothing_at_the_periods_end():
+    """The in-process arena has no keys to let go: at a period's end its control gets a
+    do-nothing action (the pitch kept), so the action lasts exactly its period there too."""
+    env = VisionPipelineEnv(overrides={**SMALL, "env": {"timing": "period", "control_hz": 20.0}})
+    try:
+        env.reset(seed=6)
+        env.step(np.array([1, 3, 7, 1]))
+        assert env.session.control._action == (0, 0, 7, 0)  # what the arena plays next
     finally:
         env.close()
