@@ -193,7 +193,7 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         try:
             started = time.monotonic()
             sent = self.session.send([int(a) for a in action])
-            sent.started = started
+            sent.started, sent.down_at = started, time.monotonic()
             if self.session.lockstep:  # the game waits for us: its frame after the action
                 self.session.wait(sent, time.monotonic() + self.cfg.env.lockstep_timeout_s)
                 return self.finish(sent)
@@ -215,7 +215,8 @@ class VisionPipelineEnv(gym.Env[ObsDict, np.ndarray]):
         overrun = thinking > self.rate.period * 1000.0
         self.session.lag.period(thinking, overrun)
         self._late += overrun
-        left = start + self.rate.period - time.monotonic()
+        down = sent.down_at if sent.down_at is not None else start
+        left = down + self.rate.period - time.monotonic()  # a period from the input's sending
         if left > 0:
             time.sleep(left)  # the game plays the action for the period
         self.session.let_go([int(a) for a in action])

@@ -84,6 +84,8 @@ class Sent:
     """What the executor did: ``acted``, ``at`` (when input was sent), ``reason``."""
     started: float | None = None
     """When the step that sent it began (``time.monotonic()``)."""
+    down_at: float | None = None
+    """When the input had been sent (``time.monotonic()``): a period is held from here."""
 
     @property
     def action_at(self) -> float | None:
