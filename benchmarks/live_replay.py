@@ -433,6 +433,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1, help="live runs, each a fresh game")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--game", choices=("doom-basic", "arena"), default="doom-basic")
+    ap.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="--game arena: play only these of trained, random, scripted",
+    )
     args = ap.parse_args()
     policy = load_policy(args.policy)
     if args.game == "arena":
@@ -507,6 +513,8 @@ def main_arena(policy: Any, args: argparse.Namespace) -> None:
         "random": RandomPolicy(0).act,
         "scripted": ScriptedPolicy().act,
     }
+    if args.only:
+        acts = {k: v for k, v in acts.items() if k in args.only}
     hz = args.control_hz if args.control_hz != 35.0 / PERIOD_TICS else 30.0 / PERIOD_TICS
     wait = args.max_wait_ms if args.max_wait_ms is not None else 0.0
     runs = [arena_live(acts, args.episodes, args.timing, hz, wait) for _ in range(args.runs)]
