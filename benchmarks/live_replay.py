@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.header import run_header
+from flows.config import load_config
 from flows.rl.env import VisionPipelineEnv
 from flows.rl.sb3 import load_policy
 from flows.train_ppo import ENVS, EVAL_SEED_BASE, evaluate, make_venv, model_act
@@ -202,10 +203,7 @@ def next_episode_start(vars_log: GameVarsLog, after: int, deadline: float) -> fl
 
 def training_regions() -> Any:
     """The HUD regions the policies were trained with (``doom-basic.toml``'s)."""
-    import tomllib
-
-    with open(ENVS["doom-basic"].config, "rb") as fh:  # type: ignore[arg-type]
-        return tomllib.load(fh)["hud"]["regions"]
+    return load_config(ENVS["doom-basic"].config).hud.regions
 
 
 TIMED_OUT = -250.0

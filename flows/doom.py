@@ -39,6 +39,27 @@ WINDOW_TITLE = "VIZDOOM"
 """What ViZDoom's window title contains (``[capture.options] window`` in the preset)."""
 
 
+def tic_entry(game: Any, episode: int, held: bool = True) -> dict[str, Any]:
+    """A log line's own fields for the game now: wall time, tic, episode, score, and
+    (``held``) the buttons the player held on this tic, an agent's keys as the game
+    took them (``benchmarks/live_replay.py --timeline``); the game's variables go with it."""
+    state = game.get_state()
+    buttons = game.get_last_action() if held else []
+    return {
+        "t": time.time(),
+        "tic": state.tic if state else None,
+        "episode": episode,
+        "score": game.get_total_reward(),
+        "buttons": [n for n, down in zip(BUTTONS, buttons, strict=False) if down],
+    }
+
+
+def write(out: Any, line: dict[str, Any]) -> None:
+    """One line of the log, flushed: a reader follows it as it grows."""
+    out.write(json.dumps(line) + "\n")
+    out.flush()
+
+
 def run(
     settings: DoomSettings,
     log: Path | None,
@@ -64,16 +85,11 @@ def run(
                     # the episode's end, as lockstep reports it: frames from now until the
                     # next episode's first tic show it ended (the env terminates there)
                     end = "truncated" if game.is_episode_timeout_reached() else "terminated"
-                    line = last | {
-                        "t": time.time(),
-                        "score": game.get_total_reward(),
-                        "episode_end": end,
-                        "buttons": [],
-                    }
+                    line = last | tic_entry(game, episodes, held=False) | {"episode_end": end}
+                    line["tic"] = last["tic"]  # no tic was played: the last one, ended
                     if game.is_player_dead():  # the status bar shows 0 % from the fatal tic
                         line |= {"HEALTH": 0.0, "DEAD": 1.0}
-                    out.write(json.dumps(line) + "\n")
-                    out.flush()
+                    write(out, line)
                     last = None
                 game.new_episode()
                 episodes += 1
@@ -84,16 +100,7 @@ def run(
                 if out is not None and dead is not None:
                     # the death itself, as the status bar shows it (0 %) until the respawn:
                     # unlogged, a read of it was scored against the health before it
-                    state = game.get_state()
-                    line = {
-                        "t": time.time(),
-                        "tic": state.tic if state else None,
-                        "episode": episodes,
-                        "score": game.get_total_reward(),
-                        "buttons": [],
-                    } | dead
-                    out.write(json.dumps(line) + "\n")
-                    out.flush()
+                    write(out, tic_entry(game, episodes, held=False) | dead)
                 game.respawn_player()
                 continue
             game.advance_action()
@@ -102,21 +109,8 @@ def run(
                 continue
             tics += 1
             if out is not None:
-                state = game.get_state()
-                line = {
-                    "t": time.time(),
-                    "tic": state.tic if state else None,
-                    "episode": episodes,
-                    "score": game.get_total_reward(),
-                    # the buttons the player held on this tic (an agent's keys as the game
-                    # took them: benchmarks/live_replay.py --timeline)
-                    "buttons": [
-                        n for n, v in zip(BUTTONS, game.get_last_action(), strict=False) if v
-                    ],
-                }
-                last = line | v
-                out.write(json.dumps(last) + "\n")
-                out.flush()
+                last = tic_entry(game, episodes) | v
+                write(out, last)
             if not ready:
                 ready = True
                 if focus and settings.window:

@@ -75,20 +75,21 @@ def _tight(crop: np.ndarray, margin: int = 4, colour: np.ndarray | None = None) 
     >>> _tight(crop, margin=1).shape  # kept, not cut through
     (10, 17, 3)
     """
-    if crop.size == 0:
-        return crop
+    if crop.size == 0 or crop.ndim != 3:
+        return crop  # no colour, no text runs: nothing to trim by
     runs = text_runs(crop)  # the text's glyphs: not an icon of another colour beside them
-    if colour is not None and crop.ndim == 3:
+    ink = ink_mask(crop)[0]
+    if colour is not None:
         # the colour this region's text was seen in (its font): its glyphs, where scenery
         # of another colour behind them would be taken for the text
         near = np.abs(crop.astype(np.int16) - colour.astype(np.int16)).max(axis=2)
-        runs = glyph_runs(ink_mask(crop)[0] & (near <= INK_CONTRAST)) or runs
+        runs = glyph_runs(ink & (near <= INK_CONTRAST)) or runs
     if not runs:
         return crop
     # Never cut through ink: where the text's glyphs could not be told from scenery
     # behind them (a low-contrast patch of picture makes a blob of ink and leaves the
     # digits beside it thin), the trim stops at a blank column, or keeps the crop whole.
-    inked = np.flatnonzero(ink_mask(crop)[0].any(axis=0))
+    inked = np.flatnonzero(ink.any(axis=0))
     bridge = max(2, (max(r[3] for r in runs) - min(r[2] for r in runs)) // 6)
     x0, x1 = runs[0][0], runs[-1][1]
     for x in inked[::-1]:  # ink reaching the first glyph, over gaps under a sixth of its height
