@@ -22,6 +22,7 @@ __all__ = [
     "INK_CONTRAST",
     "GlyphFont",
     "background",
+    "characters",
     "glyph_runs",
     "ink_mask",
     "solid_runs",
@@ -148,6 +149,18 @@ def solid_runs(runs: list[Run]) -> list[Run]:
 
 
 _SIZE = (10, 14)  # a glyph, normalised: width x height
+_MARKS = ".,:;'`\"-_~"
+"""Characters an OCR model reads from specks and edges, not counted as glyphs."""
+
+
+def characters(text: str) -> list[str]:
+    """The characters of a read that stand for glyphs: not spaces, nor the small marks
+    an OCR model reads from specks and edges.
+
+    >>> characters(" 84. ")
+    ['8', '4']
+    """
+    return [c for c in text if not c.isspace() and c not in _MARKS]
 
 
 @dataclass
@@ -254,6 +267,68 @@ class GlyphFont:
             text.append(c)
             worst = max(worst, d)
         return "".join(text), round(1.0 - worst, 3)
+
+    def agrees(self, crop: np.ndarray, text: str) -> bool | None:
+        """Whether ``text`` (another reader's) has as many characters as the crop holds
+        glyphs of this font: ink of its colour in runs of its height, each no wider than
+        its widest glyph. Where nothing is learned yet, ``False`` only for a read that
+        counted a run of another colour than the text's (an icon) as a character, else
+        ``None``.
+        The other reader's small marks ("84." for a speck) are not counted.
+
+        Scenery behind an overlay HUD that the other reader took for a digit (a medkit
+        icon read as the "1" of "184" for 84; grey wall as the "2" of "249") is not of
+        the font's colour; scenery of its colour touching a digit makes a run taller than
+        the font's glyphs ("36" over blood read as "6"). Either way the count or the
+        shape disagrees, and the read is not to be trusted. So does a letter where the
+        font was only ever seen to print numbers ("B6" for "36" over blood).
+
+        >>> font = GlyphFont()
+        >>> def crop(text, bg=40):
+        ...     img = np.full((30, 20 + 18 * len(text), 3), bg, np.uint8)
+        ...     cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (230, 30, 30), 2)
+        ...     return img
+        >>> font.agrees(crop("84"), "84") is None  # nothing learned: no count to trust
+        True
+        >>> img = crop("26 "); img[6:24, 52:58] = (200, 200, 40)  # an icon of another colour
+        >>> font.agrees(img, "261")  # ... read as a digit
+        False
+        >>> font.learn(crop("1234567890"), "1234567890", 0.99)
+        True
+        >>> font.agrees(crop("84"), "84"), font.agrees(crop("84"), "184")
+        (True, False)
+        >>> img = crop("36"); img[0:30, 4:12] = (230, 30, 30)  # a red blob touching the 3
+        >>> font.agrees(img, "6")
+        False
+        """
+        chars = characters(text)
+        colour = self.colour()
+        widths = [k[-1] for ks in self.looks.values() for k in ks]
+        if colour is None or not widths or not self.bands:
+            # Nothing learned: only a read that took ink of another colour than the
+            # text's for a character (Doom's ammo clip beside "26" read as "261")
+            ink = text_ink(crop)
+            kept = text_runs(crop, ink)
+            if len(kept) < len(glyph_runs(ink)) and len(chars) > len(kept):
+                return False
+            return None
+        band = float(np.median(self.bands))
+        widest = max(widths) * band
+        near = np.abs(crop.astype(np.int16) - colour.astype(np.int16)).max(axis=2)
+        runs = []
+        for x0, x1, top, bottom in glyph_runs(
+            ink_mask(crop)[0] & (near <= INK_CONTRAST), solid=False
+        ):
+            if bottom - top + 1 < 0.7 * band:
+                continue  # not a glyph of this font (a speck, a bevel, a patch of picture)
+            if bottom - top + 1 > 1.2 * band + 1 or x1 - x0 + 1 > 1.3 * widest + 1:
+                return False  # a glyph merged with something of its colour
+            runs.append((x0, x1))
+        if not any(c.isalpha() for c in self.looks) and any(
+            c.isalpha() and c not in "Oo" for c in chars
+        ):
+            return False  # a letter where this font prints only numbers: a misread glyph
+        return len(runs) == len(chars)
 
     def colour(self) -> np.ndarray | None:
         """The glyphs' colour in the reads learned from (their median), if any."""

@@ -32,6 +32,7 @@ from operators.vision.glyphs import (
     INK_CONTRAST,
     GlyphFont,
     background,
+    characters,
     glyph_runs,
     ink_mask,
     text_runs,
@@ -215,6 +216,7 @@ class LocalVisionBackend:
         ranges: str | Mapping[str, Sequence[int]] | None = None,
         memo_size: int = 8192,
         min_confidence: float = 0.5,
+        confirm_confidence: float = 0.8,
         glyphs: bool = True,
         audit_every: int = 50,
     ) -> None:
@@ -233,6 +235,14 @@ class LocalVisionBackend:
             msg = f"vision.options.min_confidence = {min_confidence!r}: expected 0..1"
             raise ValueError(msg)
         self.min_confidence = float(min_confidence)
+        if not 0.0 <= float(confirm_confidence) <= 1.0:
+            msg = f"vision.options.confirm_confidence = {confirm_confidence!r}: expected 0..1"
+            raise ValueError(msg)
+        self.confirm_confidence = float(confirm_confidence)
+        """Where a region's learned font knows every character the OCR model read but
+        could not match the crop itself (its glyphs are not the font's clean ones:
+        scenery behind an overlay HUD, a digit half lost in it, Doom's "48" over brown
+        floor read "43" at 0.73), the reading needs at least this confidence."""
         """A reading the recogniser gives less confidence than this is unread (``None``,
         ``rejected`` says why), never a guess."""
         self.field_counts: dict[str, Counter[str]] = {}
@@ -317,7 +327,7 @@ class LocalVisionBackend:
                 continue
             cut = cut_glyph(raw)
             if cut is not None:  # nothing to read: no call for it
-                found[key] = ("", 0.0, cut)
+                found[key] = ("", 0.0, f"cut: a glyph at the region's {cut} edge")
                 self._remember(key, digest, found[key])
                 continue
             font = self._fonts.get(key) if self.glyphs else None
@@ -348,17 +358,18 @@ class LocalVisionBackend:
         if crops:
             texts, _elapsed = self._recognizer()(crops)
             for key, digest, raw, (text, score) in zip(keys, digests, raws, texts, strict=True):
-                found[key] = (str(text), float(score), None)
+                why = self._disagrees(key, raw, str(text), float(score))
+                found[key] = (str(text), float(score), why)
                 self._remember(key, digest, found[key])
-                if self.glyphs:
+                if self.glyphs and found[key][2] is None:
                     self._learn(key, raw, str(text), float(score), audits.get(key))
         out: dict[str, int | None] = dict.fromkeys(HUD_FIELDS)
         confidence: dict[str, float] = {}
         unsure: list[tuple[str, str]] = []
         texted = set()
-        for key, (text, score, cut) in found.items():
-            if cut is not None:
-                unsure.append((key, f"cut: a glyph at the region's {cut} edge"))
+        for key, (text, score, why) in found.items():
+            if why is not None:
+                unsure.append((key, why))
                 continue
             parsed = parse_hud_text(key, text)
             if all(v is None for v in parsed.values()):
@@ -373,6 +384,35 @@ class LocalVisionBackend:
             confidence.update(dict.fromkeys(parsed, round(score, 3)))
         self._check_regions(texted)
         return out, confidence, unsure
+
+    def _disagrees(self, key: str, raw: np.ndarray, text: str, score: float) -> str | None:
+        """Why the OCR model's ``text`` for region ``key`` is not to be trusted, where the
+        region's learned font counts another number of glyphs in the crop, or the read
+        took an icon of another colour for a character
+        (:meth:`~operators.vision.glyphs.GlyphFont.agrees`: scenery behind an overlay HUD
+        read as a digit, or a digit lost in scenery of its colour); or, below
+        ``confirm_confidence``, where the font knows every character read but could not
+        match the crop itself. Else ``None``."""
+        if not _INT.search(text):
+            return None
+        with self._lock:
+            font = self._fonts.get(key) if self.glyphs else None
+            agrees = (font or GlyphFont()).agrees(raw, text)
+            chars = characters(text)
+            vouched = (
+                font is None
+                or score >= self.confirm_confidence
+                or not all(c in font.looks for c in chars)
+                or font.read(raw) is not None
+            )
+        if agrees is False:
+            return f"glyphs: read {text!r}, but the region's font sees another count of glyphs"
+        if not vouched:
+            return (
+                f"unsure: read {text!r} at {score:.2f} < {self.confirm_confidence}, in a crop "
+                "the region's font could not match though it knows those characters"
+            )
+        return None
 
     def _learn(
         self, key: str, raw: np.ndarray, text: str, score: float, matched: str | None
