@@ -39,12 +39,15 @@ from benchmarks.header import run_header
 from flows.config import load_config
 from flows.rl.env import VisionPipelineEnv
 from flows.rl.sb3 import load_policy
+from flows.rl.vec_env import VisionPipelineVecEnv
 from flows.train_ppo import ENVS, EVAL_SEED_BASE, evaluate, make_venv, model_act
 from operators.capture.doom import BUTTONS, GameVarsLog, doom_buttons
 from operators.testing.xvfb import start_xvfb
 
 ROOT = Path(__file__).resolve().parents[1]
 PERIOD_TICS = 4
+TRAINING_SIZE = "320x240"
+"""The window size and the tics an action that the Doom policies were trained with."""
 TIC_S = 1.0 / 35.0
 
 
@@ -401,8 +404,16 @@ def arena_lockstep(policies: dict[str, Any], episodes: int) -> dict[str, Any]:
         venv.close()
 
 
-def lockstep(policy: Any, episodes: int) -> dict[str, Any]:
-    venv = make_venv("doom-basic", 2, 0)
+def lockstep(
+    policy: Any, episodes: int, frame_skip: int = PERIOD_TICS, resolution: str = TRAINING_SIZE
+) -> dict[str, Any]:
+    """The policy in lockstep on the evaluation seeds, each action held ``frame_skip``
+    tics (the training's 4, or a live control rate's period), the game drawn at
+    ``resolution`` (the training's, or the live window's)."""
+    spec = ENVS["doom-basic"]
+    options = {"seed": 0, "frame_skip": frame_skip, "resolution": resolution}
+    cfg = load_config(load_config(spec.config, spec.overrides), {"capture": {"options": options}})
+    venv = VisionPipelineVecEnv(2, cfg, max_episode_steps=spec.max_episode_steps)
     try:
         return evaluate(venv, model_act(policy), range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
     finally:
@@ -425,7 +436,7 @@ def main() -> None:
     ap.add_argument("--control-hz", type=float, default=35.0 / PERIOD_TICS)
     ap.add_argument("--max-wait-ms", type=float, default=None,
                     help="[env] max_wait_ms (default: 60 with period timing, 0 with free)")  # fmt: skip
-    ap.add_argument("--resolution", default="320x240")
+    ap.add_argument("--resolution", default=TRAINING_SIZE)
     ap.add_argument("--timeline", type=Path, default=None,
                     help="write every step against the game's tics here (JSON) and a picture (.png)")  # fmt: skip
     ap.add_argument("--runs", type=int, default=1, help="live runs, each a fresh game")
@@ -467,6 +478,15 @@ def main() -> None:
             flush=True,
         )
     ls = lockstep(policy, args.lockstep_episodes) if args.lockstep_episodes else None
+    # At another control rate or window size than the training's (4 tics an action,
+    # 320x240), the baseline is the policy in lockstep under those conditions too: what
+    # real time costs, apart from what acting less often or seeing another picture costs
+    # (a policy trained on one size's pixels plays worse on another's, lockstep or not).
+    tics = max(1, round(35.0 / args.control_hz))
+    ls_training = None
+    if ls is not None and (tics != PERIOD_TICS or args.resolution != TRAINING_SIZE):
+        ls_training = ls
+        ls = lockstep(policy, args.lockstep_episodes, tics, args.resolution)
     means = [r["mean"] for r in runs if r["mean"] is not None]
     result = {
         **run_header("live_replay"),
@@ -474,6 +494,8 @@ def main() -> None:
         "live": runs[0] if len(runs) == 1 else None,
         "runs": runs,
         "lockstep": ls,
+        "lockstep_conditions": {"tics_per_action": tics, "resolution": args.resolution},
+        "lockstep_as_trained": ls_training,
         "targets": None
         if ls is None or not means
         else {
@@ -487,7 +509,14 @@ def main() -> None:
     }
     if ls is not None:
         print(
-            f"lockstep: {ls['episodes']} episodes, mean {ls['mean']:.1f} ± {ls['std']:.1f}",
+            f"lockstep ({tics} tics an action, {args.resolution}): {ls['episodes']} episodes, mean "
+            f"{ls['mean']:.1f} ± {ls['std']:.1f}",
+            flush=True,
+        )
+    if ls_training is not None:
+        print(
+            f"lockstep as trained ({PERIOD_TICS} tics an action, {TRAINING_SIZE}): mean "
+            f"{ls_training['mean']:.1f} ± {ls_training['std']:.1f}",
             flush=True,
         )
         print(f"targets: {json.dumps(result['targets'])}", flush=True)

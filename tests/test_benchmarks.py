@@ -109,7 +109,8 @@ def test_the_train_speed_benchmark_compares_the_pipeline_with_the_bare_game(tmp_
 
 def test_the_live_replay_plays_a_saved_policy_in_real_time_and_in_lockstep(tmp_path):
     """An untrained policy, saved as training saves one, played through the screen path on
-    Xvfb (the game in real time, keys by XTest) and in lockstep; returns from the game."""
+    Xvfb (the game in real time, keys by XTest) at 5 Hz and in lockstep, at that rate
+    and as trained; returns from the game."""
     import gymnasium as gym
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
@@ -134,7 +135,7 @@ def test_the_live_replay_plays_a_saved_policy_in_real_time_and_in_lockstep(tmp_p
     out = tmp_path / "live.json"
     subprocess.run(
         [sys.executable, "benchmarks/live_replay.py", "--policy", str(path), "--episodes", "1",
-         "--lockstep-episodes", "2", "--timeout", "60", "--out", str(out)],
+         "--lockstep-episodes", "2", "--timeout", "60", "--control-hz", "5", "--out", str(out)],
         cwd=ROOT, check=True, timeout=240, capture_output=True,
     )  # fmt: skip
     result = json.loads(out.read_text())
@@ -143,3 +144,7 @@ def test_the_live_replay_plays_a_saved_policy_in_real_time_and_in_lockstep(tmp_p
     assert live["balanced"] and live["ledger"]["in_flight"] == 0  # read after the stop
     assert -400 <= live["returns"][0] <= 120  # basic: -1 a tic for 300 tics at worst, +101 a kill
     assert lock["episodes"] == 2
+    # at 5 Hz (7 tics an action) the baseline is lockstep at 7 tics too, beside the
+    # policy as trained (4 tics)
+    assert result["lockstep_conditions"] == {"tics_per_action": 7, "resolution": "320x240"}
+    assert result["lockstep_as_trained"]["episodes"] == 2
