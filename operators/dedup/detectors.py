@@ -14,6 +14,7 @@ per output). No Bytewax here: :mod:`operators.steps` adapts it.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,10 @@ class ThumbnailDetector:
             int(np.abs(ga - gb).max()) <= self.threshold
             and int(np.abs(ta - tb).max()) <= self.tone_threshold
         )
+
+
+_THIRDS = np.full((1, 3), 1.0 / 3.0, np.float32)
+"""The grey of a colour pixel: its channels' mean (as ``cv2.transform``'s matrix)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,8 @@ class RegionDetector:
         self.hamming = int(hamming)
         self.tone_size = int(tone_size)
         self.tone_threshold = int(tone_threshold)
+        self._present: dict[tuple[float, bytes], bool] = {}
+        self._lock = threading.Lock()
 
     # -- signatures ------------------------------------------------------------------
     def signature(self, image: np.ndarray) -> Signature:
@@ -242,8 +249,10 @@ class RegionDetector:
         grad = (thumb[:, 1:, :] - thumb[:, :-1, :]).ravel()
         hi, lo = self.margin, self.margin // 2
         planes = np.stack([grad > hi, grad > lo, grad < -hi, grad < -lo])
-        grey_small = thumb.mean(axis=2)
-        stats = (float(grey_small.mean()), float(grey_small.std()))
+        # grey (the channels' mean), then its mean and standard deviation: one OpenCV call
+        grey = cv2.transform(thumb8.astype(np.float32), _THIRDS)
+        mean, std = cv2.meanStdDev(grey)
+        stats = (float(mean[0, 0]), float(std[0, 0]))
         packed = np.packbits(planes, axis=1)
         return Signature(image.shape, tuple(regions), packed, tone, stats)
 
@@ -300,9 +309,23 @@ class RegionDetector:
         )
 
     def hud_present(self, sig: Signature, min_contrast: float = 40.0) -> bool:
-        """Whether the HUD regions hold something like text (bright strokes on a panel)."""
+        """Whether the HUD regions hold something like text (bright strokes on a panel).
+        Remembered for the regions' exact pixels: a HUD that did not change while the
+        picture did (most frames of a game) is not looked at again."""
+        key = (min_contrast, b"".join(r.tobytes() for r in sig.regions))
+        with self._lock:
+            known = self._present.get(key)
+        if known is not None:
+            return known
         contrasts = [_brightest_minus_median(r) for r in sig.regions]
-        return bool(contrasts) and sum(c >= min_contrast for c in contrasts) * 2 >= len(contrasts)
+        present = bool(contrasts) and sum(c >= min_contrast for c in contrasts) * 2 >= len(
+            contrasts
+        )
+        with self._lock:
+            if len(self._present) >= 256:
+                self._present.pop(next(iter(self._present)))  # the oldest
+            self._present[key] = present
+        return present
 
     def classify(self, sig: Signature) -> Scene:
         """A cheap scene guess, no model: loading (dark and flat), gameplay (HUD present),

@@ -54,3 +54,20 @@ def test_the_cpu_encoder_visual_is_the_area_resize_and_the_network_sees_it():
 def test_area_resize_refuses_an_empty_picture():
     with pytest.raises(ValueError, match="needs a picture"):
         area_resize(np.zeros((0, 10, 3), np.uint8))
+
+
+def test_without_a_network_the_visual_is_the_same_and_the_embedding_empty():
+    """``network = "none"`` (the training presets: the env's observation is the picture):
+    the same 84x84 visual bit for bit, no embedding; a bad name is refused."""
+    from operators.errors import ConfigError
+
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, s, dtype=np.uint8) for s in [(240, 320, 3), (180, 320, 3)]]
+    full = Encoder(device="cpu", threads=1).encode(frames)
+    bare = Encoder(device="cpu", threads=1, network="none")
+    visual, emb = bare.encode(frames)
+    np.testing.assert_array_equal(visual, full[0])
+    assert emb.shape == (2, 0) and emb.dtype == np.float32 and full[1].shape[1] > 0
+    assert bare._model is None and bare.device == "cpu"
+    with pytest.raises(ConfigError, match="'module:attr' or 'none'"):
+        Encoder(network="nothing")
