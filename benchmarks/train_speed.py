@@ -220,6 +220,60 @@ def pipeline(name: str, envs: int, seconds: float, seed: int, warm_up: float) ->
     return row
 
 
+def pipeline_processes(
+    name: str, envs: int, processes: int, seconds: float, seed: int, warm_up: float
+) -> dict[str, Any]:
+    """:func:`pipeline` with the games spread over ``processes`` worker processes
+    (:class:`~flows.rl.process_vec_env.ProcessVecEnv`), each with its own dataflow."""
+    from flows.rl.process_vec_env import ProcessVecEnv
+
+    spec = ENVS[name]
+    venv = ProcessVecEnv(
+        envs,
+        spec.config,
+        overrides={**spec.overrides, "capture": {"options": {"seed": seed}}},
+        processes=processes,
+        max_episode_steps=spec.max_episode_steps,
+    )
+    rng = np.random.default_rng(seed)
+    last = [-1] * envs
+    backwards = stale = 0
+    try:
+        venv.reset(seed=seed)
+        t0 = time.perf_counter()
+        for k in itertools.count():
+            if k >= 20 and time.perf_counter() - t0 >= warm_up:
+                break
+            venv.step(np.array(random_actions(rng, envs)))
+        usage, steps = Usage(), 0
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            _obs, _r, _term, _trunc, info = venv.step(np.array(random_actions(rng, envs)))
+            for i in range(envs):
+                if not info["_seq"][i]:
+                    continue
+                seq = int(info["seq"][i])
+                backwards += seq < last[i]
+                last[i] = max(last[i], seq)
+                stale += bool(info["stale"][i])
+            steps += envs
+            if steps % 64 < envs:
+                usage.sample()
+        row = _row(steps, time.perf_counter() - t0, usage)
+    finally:
+        venv.close()
+    ledgers = venv.ledgers
+    row.update(
+        processes=len(ledgers),
+        ledger=[r.get("ledger") for r in ledgers],
+        balanced=all(r["balanced"] for r in ledgers),
+        out_of_order=backwards,
+        stale_steps=stale,
+        step_us_per_frame=[r.get("us_per_frame") for r in ledgers],
+    )
+    return row
+
+
 def _row(steps: int, wall: float, usage: Usage) -> dict[str, Any]:
     usage.sample()
     return {
@@ -246,6 +300,12 @@ def main() -> None:
     ap.add_argument("--envs", type=int, default=4)
     ap.add_argument("--games", nargs="*", default=["arena", "doom-basic"], choices=sorted(ENVS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also run the --envs games spread over this many processes (1: skip)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     result: dict[str, Any] = {
@@ -272,6 +332,19 @@ def main() -> None:
                 "pipeline": p,
                 "ratio": round(ratio, 3),
             }
+            if envs > 1 and args.processes > 1:
+                pp = pipeline_processes(
+                    name, envs, args.processes, args.seconds, args.seed, args.warm_up
+                )
+                row["pipeline_processes"] = pp
+                row["ratio_processes"] = round(pp["steps_per_s"] / b["steps_per_s"], 3)
+                print(
+                    f"{name:10s} {envs} env(s) over {pp['processes']} processes: pipeline "
+                    f"{pp['steps_per_s']:6.1f} ({row['ratio_processes']:.2f}x); CPU s/1k steps "
+                    f"{pp['cpu_s_per_1k_steps']:.2f}; RSS {pp['peak_rss_mb']:.0f} MB; balanced "
+                    f"{pp['balanced']}, out of order {pp['out_of_order']}, stale {pp['stale_steps']}",
+                    flush=True,
+                )
             result["rows"].append(row)
             ways = ", ".join(f"{k} {v['steps_per_s']:.0f}" for k, v in both.items())
             print(
