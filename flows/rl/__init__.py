@@ -12,7 +12,8 @@ Importing this package registers ``framewax/VisionPipeline-v0`` with Gymnasium
 ``gym.make("flows.rl:framewax/VisionPipeline-v0")`` imports it for you.
 :mod:`.session` is one stream of a running pipeline as an agent sees it (act,
 wait, observe); :mod:`.env` and :mod:`.vec_env` are the single and vector
-envs built on it; :mod:`.spaces` the observation and action spaces;
+envs built on it (:mod:`.process_vec_env`: a vector env's games spread over worker
+processes, a dataflow each, to use more than one core); :mod:`.spaces` the observation and action spaces;
 :mod:`.rewards` the reward functions a config's ``[env] reward`` names;
 :mod:`.wrappers` what real-time play adds (the last actions in the observation);
 :mod:`.sb3` the Stable-Baselines3 adapter and the features extractor a learned
