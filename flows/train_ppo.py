@@ -271,20 +271,38 @@ def train(
     policies: Path,
     baselines: dict[str, Any] | None = None,
     realtime: dict[str, Any] | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """Train one seed for ``minutes`` (or ``max_steps``), save it, evaluate it on the
     evaluation seeds beside the random and scripted policies (``baselines``, from
-    :func:`baselines_for`; played here if not given); returns the run's record."""
+    :func:`baselines_for`; played here if not given); returns the run's record. With
+    ``processes`` > 1 the training games are spread over that many worker processes
+    (:class:`~flows.rl.process_vec_env.ProcessVecEnv`, a dataflow each); the evaluation
+    runs on one, as always."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-    from flows.rl.sb3 import FramewaxExtractor, SB3VecEnv
+    from flows.rl.sb3 import FramewaxExtractor, SB3ProcessVecEnv, SB3VecEnv
 
     spec = ENVS[name]
-    venv = make_venv(name, num_envs, seed, realtime)
+    pvenv = None
+    if processes > 1:
+        from flows.rl.process_vec_env import ProcessVecEnv
+
+        options: dict[str, Any] = {"seed": seed, **({"realtime": realtime} if realtime else {})}
+        pvenv = ProcessVecEnv(
+            num_envs,
+            spec.config,
+            overrides={**spec.overrides, "capture": {"options": options}},
+            processes=processes,
+            max_episode_steps=spec.max_episode_steps,
+        )
+    venv = make_venv(name, num_envs, seed, realtime) if pvenv is None else None
     label = f"{name}+realtime" if realtime else name  # its own row of the results
+    if pvenv is not None:
+        label += f"+processes{processes}"
     curve: list[dict[str, float]] = []
     ages: list[float] = []
     last_seq: dict[int, int] = {}
@@ -327,7 +345,7 @@ def train(
             over_steps = max_steps is not None and self.num_timesteps >= max_steps
             return not (over_time or over_steps)
 
-    sb3_env = SB3VecEnv(venv)
+    sb3_env: Any = SB3VecEnv(venv) if pvenv is None else SB3ProcessVecEnv(pvenv)
     sb3_env.seed(seed)
     train_env = VecNormalize(VecMonitor(sb3_env), norm_obs=False, norm_reward=True)
     try:
@@ -347,7 +365,14 @@ def train(
         policies.mkdir(parents=True, exist_ok=True)
         path = policies / f"{label.replace('+', '-')}-seed{seed}.pt"
         model.policy.save(path)  # the network alone (3 MB; with PPO's optimizer, 11)
-        ledger = venv.pipeline.ledger.counts()
+        if pvenv is not None:  # its processes stopped, their ledgers read; one to evaluate
+            train_env.close()
+            ledger = _summed([r.get("ledger") or {} for r in pvenv.ledgers])
+            balanced = all(r["balanced"] for r in pvenv.ledgers)
+            venv = make_venv(name, num_envs, seed)
+        else:
+            ledger = venv.pipeline.ledger.counts()
+            balanced = venv.pipeline.ledger.balanced() and ledger["in_flight"] == 0
         seeds = range(EVAL_SEED_BASE, EVAL_SEED_BASE + eval_episodes)
         evals = {
             "trained": evaluate(venv, model_act(model), seeds),
@@ -355,6 +380,8 @@ def train(
         }
     finally:
         train_env.close()
+        if pvenv is not None and venv is not None:
+            venv.close()
     return {
         "env": label,
         "realtime": realtime,
@@ -368,8 +395,9 @@ def train(
         "ppo": {**PPO_DEFAULTS, **spec.ppo},
         "curve": curve,
         "age_ms_p50": float(np.percentile(ages, 50)) if ages else None,
+        "processes": processes,
         "ledger_after_training": ledger,
-        "ledger_balanced": venv.pipeline.ledger.balanced() and ledger["in_flight"] == 0,
+        "ledger_balanced": balanced,
         "out_of_order": backwards[0],
         "eval": evals,
         "targets": targets(evals["trained"], evals["random"], evals["scripted"]),
@@ -414,6 +442,19 @@ def header() -> dict[str, Any]:
         "commit": commit or None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    """Ledger counts added up over processes.
+
+    >>> _summed([{"captured": 3, "failed": 0}, {"captured": 2, "failed": 1}])
+    {'captured': 5, 'failed': 1}
+    """
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
 
 
 def merge(out: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -509,6 +550,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (or --seed-list)")
     ap.add_argument("--seed-list", type=int, nargs="*", default=None)
     ap.add_argument("--envs", type=int, default=4, help="games trained on at once")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="spread the training games over this many processes, a dataflow each "
+        "(ProcessVecEnv: more than one core for the pipeline); evaluation uses one",
+    )
     ap.add_argument("--eval-episodes", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learning.json"))
     ap.add_argument("--policies", type=Path, default=Path("benchmarks/results/policies"))
@@ -547,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.policies,
             baselines,
             realtime,
+            args.processes,
         )
         doc = merge(args.out, [run])  # after each seed, so a stopped run keeps what it did
         args.out.parent.mkdir(parents=True, exist_ok=True)

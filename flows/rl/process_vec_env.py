@@ -90,6 +90,18 @@ def _worker(
                             steps.append((obs, float(reward), bool(term), bool(trunc), info))
                     autoreset = [s[2] or s[3] for s in steps]
                     conn.send(("ok", steps))
+                elif cmd == "step_sb3":  # Stable-Baselines3's: an ended episode resets now
+                    out = []
+                    for i, result in enumerate(venv.step_envs(arg)):
+                        assert result is not None  # nothing skipped
+                        obs, reward, term, trunc, info = result
+                        done = bool(term or trunc)
+                        info["TimeLimit.truncated"] = bool(trunc and not term)
+                        if done:
+                            info["terminal_observation"] = obs
+                            obs, _reset_info = venv.reset_env(i)
+                        out.append((obs, float(reward), done, info))
+                    conn.send(("ok", out))
                 else:
                     conn.send(("error", f"unknown command {cmd!r}"))
             except Exception as ex:
@@ -252,6 +264,19 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
             infos = self._add_info(infos, s[4], i)
         self._autoreset = terminated | truncated
         return self._batch([s[0] for s in steps]), rewards, terminated, truncated, infos
+
+    def step_sb3(
+        self, actions: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """One step as Stable-Baselines3 takes it: an ended episode resets in the same
+        step (its last observation in ``info["terminal_observation"]``); per-env infos."""
+        per_env = [[int(a) for a in np.atleast_1d(x)] for x in actions]
+        for conn, part in zip(self._conns, self._split(per_env), strict=True):
+            conn.send(("step_sb3", part))
+        steps = [s for k in range(len(self._conns)) for s in self._answer(k)]
+        rewards = np.array([s[1] for s in steps], dtype=np.float32)
+        dones = np.array([s[2] for s in steps], dtype=np.bool_)
+        return self._batch([s[0] for s in steps]), rewards, dones, [s[3] for s in steps]
 
     def close_extras(self, **kwargs: Any) -> None:
         """Stop every worker's pipeline (each ledger ends balanced) and its process."""

@@ -31,7 +31,7 @@ from flows.rl.env import ObsDict
 from flows.rl.spaces import NUMERICAL_SCALE
 from flows.rl.vec_env import VisionPipelineVecEnv
 
-__all__ = ["FramewaxExtractor", "SB3VecEnv", "load_policy"]
+__all__ = ["FramewaxExtractor", "SB3ProcessVecEnv", "SB3VecEnv", "load_policy"]
 
 
 class FramewaxExtractor(BaseFeaturesExtractor):
@@ -72,6 +72,64 @@ def load_policy(path: str | os.PathLike[str], device: str = "cpu") -> Any:
     if str(path).endswith(".zip"):
         return PPO.load(path, device=device)
     return MultiInputActorCriticPolicy.load(str(path), device=device)
+
+
+class SB3ProcessVecEnv(VecEnv):
+    """SB3 ``VecEnv`` over a :class:`~flows.rl.process_vec_env.ProcessVecEnv`: the games
+    spread over worker processes, a dataflow each (same-step reset, as SB3 expects).
+    The sub-envs live in other processes: ``get_attr``, ``set_attr`` and ``env_method``
+    are not available (``render_mode`` is ``None``)."""
+
+    def __init__(self, venv: Any) -> None:
+        self.venv = venv
+        self._actions: np.ndarray | None = None
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+
+    def reset(self) -> dict[str, np.ndarray]:
+        obs, _infos = self.venv.reset(seed=list(self._seeds))
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            msg = "step_wait() without step_async()"
+            raise RuntimeError(msg)
+        actions, self._actions = self._actions, None
+        return self.venv.step_sb3(actions)
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None] * self.num_envs
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None] * self.num_envs
+        msg = f"get_attr({attr_name!r}): the sub-envs run in other processes"
+        raise AttributeError(msg)
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        msg = f"set_attr({attr_name!r}): the sub-envs run in other processes"
+        raise AttributeError(msg)
+
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
+        msg = f"env_method({method_name!r}): the sub-envs run in other processes"
+        raise AttributeError(msg)
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False] * self.num_envs
 
 
 class SB3VecEnv(VecEnv):

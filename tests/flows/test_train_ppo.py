@@ -44,3 +44,21 @@ def test_the_committed_policies_replay_their_recorded_returns():
     played = train_ppo.replay(root / run["policy"], "doom-basic", n, 2)
     assert played["seeds"] == recorded["seeds"][:n]
     assert played["returns"] == recorded["returns"][:n]
+
+
+def test_training_over_two_processes_records_a_balanced_run(tmp_path):
+    """``--processes 2``: PPO trains on games spread over two worker processes (a dataflow
+    each, Stable-Baselines3's same-step reset), the run is labelled so, both ledgers
+    balanced and summed, and the policy is evaluated on one process as always."""
+    out, policies = tmp_path / "learning.json", tmp_path / "policies"
+    args = ["--env", "arena", "--steps", "256", "--seed-list", "0", "--envs", "2"]
+    train_ppo.main(
+        [*args, "--processes", "2", "--eval-episodes", "2", "--out", str(out),
+         "--policies", str(policies)]
+    )  # fmt: skip
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["env"] == "arena+processes2" and run["processes"] == 2
+    assert run["steps"] >= 256 and run["ledger_balanced"] and run["out_of_order"] == 0
+    assert run["ledger_after_training"]["captured"] >= 256
+    assert run["eval"]["trained"]["episodes"] == 2
+    assert (policies / "arena-processes2-seed0.pt").stat().st_size > 0
