@@ -14,6 +14,7 @@ per output). No Bytewax here: :mod:`operators.steps` adapts it.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -312,7 +313,11 @@ class RegionDetector:
         """Whether the HUD regions hold something like text (bright strokes on a panel).
         Remembered for the regions' exact pixels: a HUD that did not change while the
         picture did (most frames of a game) is not looked at again."""
-        key = (min_contrast, b"".join(r.tobytes() for r in sig.regions))
+        digest = hashlib.blake2b(digest_size=16)
+        for r in sig.regions:
+            digest.update(repr(r.shape).encode())
+            digest.update(np.ascontiguousarray(r).data)
+        key = (min_contrast, digest.digest())
         with self._lock:
             known = self._present.get(key)
         if known is not None:

@@ -235,6 +235,8 @@ class LocalVisionBackend:
             msg = f"vision.options.min_confidence = {min_confidence!r}: expected 0..1"
             raise ValueError(msg)
         self.min_confidence = float(min_confidence)
+        """A reading the recogniser gives less confidence than this is unread (``None``,
+        ``rejected`` says why), never a guess."""
         if not 0.0 <= float(confirm_confidence) <= 1.0:
             msg = f"vision.options.confirm_confidence = {confirm_confidence!r}: expected 0..1"
             raise ValueError(msg)
@@ -243,8 +245,6 @@ class LocalVisionBackend:
         could not match the crop itself (its glyphs are not the font's clean ones:
         scenery behind an overlay HUD, a digit half lost in it, Doom's "48" over brown
         floor read "43" at 0.73), the reading needs at least this confidence."""
-        """A reading the recogniser gives less confidence than this is unread (``None``,
-        ``rejected`` says why), never a guess."""
         self.field_counts: dict[str, Counter[str]] = {}
         self.memo_size = memo_size
         """Region crops remembered with their text (exact pixels, a few dozen bytes each): a
