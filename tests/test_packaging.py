@@ -40,3 +40,33 @@ def test_the_project_asks_for_one_opencv_build():
     requires = metadata.requires("framewax") or []
     named = {r.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip() for r in requires}
     assert [b for b in OPENCV_BUILDS if b in named] == ["opencv-python"]
+
+
+def test_every_package_goes_into_the_distribution():
+    """A non-editable install gets every package: ``pyproject.toml``'s package list once
+    named only the top ones (``flows``, ``operators``, ``sinks``), which an editable
+    install hid, and a wheel would have shipped without ``flows.rl`` or
+    ``operators.vision``."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    find = conf.get("packages", {})
+    assert isinstance(find, dict) and "find" in find, "packages must be found, not listed"
+    include, exclude = find["find"].get("include", ["*"]), find["find"].get("exclude", [])
+    packages = {
+        str(p.parent.relative_to(root)).replace("/", ".")
+        for top in ("flows", "operators", "sinks")
+        for p in (root / top).rglob("__init__.py")
+    }
+    assert {"flows.rl", "operators.vision", "operators.vision.http"} <= packages
+    missed = [
+        name
+        for name in sorted(packages)
+        if not any(fnmatch.fnmatchcase(name, pat) for pat in include)
+        or any(fnmatch.fnmatchcase(name, pat) for pat in exclude)
+    ]
+    assert not missed, missed
+    assert "configs/*.toml" in conf["package-data"]["flows"]
