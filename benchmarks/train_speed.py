@@ -225,13 +225,13 @@ def pipeline_processes(
 ) -> dict[str, Any]:
     """:func:`pipeline` with the games spread over ``processes`` worker processes
     (:class:`~flows.rl.process_vec_env.ProcessVecEnv`), each with its own dataflow."""
-    from flows.rl.process_vec_env import ProcessVecEnv
+    from flows.rl.process_vec_env import ProcessVecEnv, merge_tables
 
     spec = ENVS[name]
     venv = ProcessVecEnv(
         envs,
         spec.config,
-        overrides={**spec.overrides, "capture": {"options": {"seed": seed}}},
+        overrides=merge_tables(spec.overrides, {"capture": {"options": {"seed": seed}}}),
         processes=processes,
         max_episode_steps=spec.max_episode_steps,
     )

@@ -289,13 +289,13 @@ def train(
     spec = ENVS[name]
     pvenv = None
     if processes > 1:
-        from flows.rl.process_vec_env import ProcessVecEnv
+        from flows.rl.process_vec_env import ProcessVecEnv, merge_tables
 
         options: dict[str, Any] = {"seed": seed, **({"realtime": realtime} if realtime else {})}
         pvenv = ProcessVecEnv(
             num_envs,
             spec.config,
-            overrides={**spec.overrides, "capture": {"options": options}},
+            overrides=merge_tables(spec.overrides, {"capture": {"options": options}}),
             processes=processes,
             max_episode_steps=spec.max_episode_steps,
         )

@@ -32,7 +32,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
-__all__ = ["ProcessVecEnv", "WorkerError"]
+__all__ = ["ProcessVecEnv", "WorkerError", "merge_tables"]
 
 
 class WorkerError(RuntimeError):
@@ -182,7 +182,7 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=_worker,
-                    args=(child, share, config, _merge(overrides, mine), dict(kwargs)),
+                    args=(child, share, config, merge_tables(overrides, mine), dict(kwargs)),
                     name=f"framewax-env-{k}",
                     daemon=True,
                 )
@@ -311,16 +311,16 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         return batched
 
 
-def _merge(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> dict[str, Any]:
+def merge_tables(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> dict[str, Any]:
     """``b`` laid over ``a``, table by table.
 
-    >>> _merge({"capture": {"options": {"fps": 30}}}, {"capture": {"options": {"seed": 4}}})
+    >>> merge_tables({"capture": {"options": {"fps": 30}}}, {"capture": {"options": {"seed": 4}}})
     {'capture': {'options': {'fps': 30, 'seed': 4}}}
     """
     out: dict[str, Any] = dict(a or {})
     for key, value in b.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_tables(out[key], value)
         else:
             out[key] = value
     return out
