@@ -39,7 +39,6 @@ from benchmarks.header import run_header
 from flows.config import load_config
 from flows.rl.env import VisionPipelineEnv
 from flows.rl.sb3 import load_policy
-from flows.rl.vec_env import VisionPipelineVecEnv
 from flows.train_ppo import ENVS, EVAL_SEED_BASE, evaluate, make_venv, model_act
 from operators.capture.doom import BUTTONS, GameVarsLog, doom_buttons
 from operators.testing.xvfb import start_xvfb
@@ -410,10 +409,7 @@ def lockstep(
     """The policy in lockstep on the evaluation seeds, each action held ``frame_skip``
     tics (the training's 4, or a live control rate's period), the game drawn at
     ``resolution`` (the training's, or the live window's)."""
-    spec = ENVS["doom-basic"]
-    options = {"seed": 0, "frame_skip": frame_skip, "resolution": resolution}
-    cfg = load_config(load_config(spec.config, spec.overrides), {"capture": {"options": options}})
-    venv = VisionPipelineVecEnv(2, cfg, max_episode_steps=spec.max_episode_steps)
+    venv = make_venv("doom-basic", 2, 0, frame_skip=frame_skip, resolution=resolution)
     try:
         return evaluate(venv, model_act(policy), range(EVAL_SEED_BASE, EVAL_SEED_BASE + episodes))
     finally:

@@ -173,35 +173,46 @@ def bare_doom(envs: int, seconds: float, seed: int, at_once: bool = False) -> di
             game.close()
 
 
-def pipeline(name: str, envs: int, seconds: float, seed: int, warm_up: float) -> dict[str, Any]:
-    venv: VisionPipelineVecEnv = make_venv(name, envs, seed)
+def _play(venv: Any, envs: int, seconds: float, seed: int, warm_up: float) -> dict[str, Any]:
+    """Random actions on a vector env in lockstep: ``warm_up`` seconds (at least 20 steps)
+    unmeasured, then ``seconds`` measured. The row (:func:`_row`) with the observations
+    out of order (a sub-env getting an older frame than it had) and the stale ones."""
     rng = np.random.default_rng(seed)
     last = [-1] * envs
     backwards = stale = 0
+    venv.reset(seed=seed)
+    # Models loaded, and the local model's memo of HUD crops filled as a training run's
+    # is after its first minute (each number's picture read once, then reused).
+    t0 = time.perf_counter()
+    for k in itertools.count():
+        if k >= 20 and time.perf_counter() - t0 >= warm_up:
+            break
+        venv.step(np.array(random_actions(rng, envs)))
+    usage, steps = Usage(), 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        _obs, _r, _term, _trunc, info = venv.step(np.array(random_actions(rng, envs)))
+        for i in range(envs):
+            if not info["_seq"][i]:
+                continue  # a sub-env reset this step (its episode had ended)
+            seq = int(info["seq"][i])
+            backwards += seq < last[i]
+            last[i] = max(last[i], seq)
+            stale += bool(info["stale"][i])
+        steps += envs
+        if steps % 64 < envs:
+            usage.sample()
+    return {
+        **_row(steps, time.perf_counter() - t0, usage),
+        "out_of_order": backwards,
+        "stale_steps": stale,
+    }
+
+
+def pipeline(name: str, envs: int, seconds: float, seed: int, warm_up: float) -> dict[str, Any]:
+    venv: VisionPipelineVecEnv = make_venv(name, envs, seed)
     try:
-        venv.reset(seed=seed)
-        # Models loaded, and the local model's memo of HUD crops filled as a training
-        # run's is after its first minute (each number's picture read once, then reused).
-        t0 = time.perf_counter()
-        for k in itertools.count():
-            if k >= 20 and time.perf_counter() - t0 >= warm_up:
-                break
-            venv.step(np.array(random_actions(rng, envs)))
-        usage, steps = Usage(), 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            _obs, _r, _term, _trunc, info = venv.step(np.array(random_actions(rng, envs)))
-            for i in range(envs):
-                if not info["_seq"][i]:
-                    continue  # a sub-env reset this step (its episode had ended)
-                seq = int(info["seq"][i])
-                backwards += seq < last[i]
-                last[i] = max(last[i], seq)
-                stale += bool(info["stale"][i])
-            steps += envs
-            if steps % 64 < envs:
-                usage.sample()
-        row = _row(steps, time.perf_counter() - t0, usage)
+        row = _play(venv, envs, seconds, seed, warm_up)
     finally:
         venv.close()
     ledger = venv.pipeline.ledger.counts()  # stopped: every frame has ended
@@ -213,8 +224,6 @@ def pipeline(name: str, envs: int, seconds: float, seed: int, warm_up: float) ->
     row.update(
         ledger=ledger,
         balanced=venv.pipeline.ledger.balanced() and ledger["in_flight"] == 0,
-        out_of_order=backwards,
-        stale_steps=stale,
         step_us_per_frame=stages,
     )
     return row
@@ -235,31 +244,8 @@ def pipeline_processes(
         processes=processes,
         max_episode_steps=spec.max_episode_steps,
     )
-    rng = np.random.default_rng(seed)
-    last = [-1] * envs
-    backwards = stale = 0
     try:
-        venv.reset(seed=seed)
-        t0 = time.perf_counter()
-        for k in itertools.count():
-            if k >= 20 and time.perf_counter() - t0 >= warm_up:
-                break
-            venv.step(np.array(random_actions(rng, envs)))
-        usage, steps = Usage(), 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            _obs, _r, _term, _trunc, info = venv.step(np.array(random_actions(rng, envs)))
-            for i in range(envs):
-                if not info["_seq"][i]:
-                    continue
-                seq = int(info["seq"][i])
-                backwards += seq < last[i]
-                last[i] = max(last[i], seq)
-                stale += bool(info["stale"][i])
-            steps += envs
-            if steps % 64 < envs:
-                usage.sample()
-        row = _row(steps, time.perf_counter() - t0, usage)
+        row = _play(venv, envs, seconds, seed, warm_up)
     finally:
         venv.close()
     ledgers = venv.ledgers
@@ -267,8 +253,6 @@ def pipeline_processes(
         processes=len(ledgers),
         ledger=[r.get("ledger") for r in ledgers],
         balanced=all(r["balanced"] for r in ledgers),
-        out_of_order=backwards,
-        stale_steps=stale,
         step_us_per_frame=[r.get("us_per_frame") for r in ledgers],
     )
     return row

@@ -103,12 +103,17 @@ PPO_DEFAULTS: dict[str, Any] = {
 
 
 def make_venv(
-    name: str, num_envs: int, seed: int, realtime: dict[str, Any] | None = None
+    name: str,
+    num_envs: int,
+    seed: int,
+    realtime: dict[str, Any] | None = None,
+    **capture: Any,
 ) -> VisionPipelineVecEnv:
     """``num_envs`` games of ``name`` on one pipeline, the first seeded ``seed``; with
-    ``realtime`` (:func:`realtime_conditions`), a live game's timing simulated."""
+    ``realtime`` (:func:`realtime_conditions`), a live game's timing simulated;
+    ``capture``: other ``[capture.options]`` (``frame_skip``, ``resolution``...)."""
     spec = ENVS[name]
-    options: dict[str, Any] = {"seed": seed}
+    options: dict[str, Any] = {**capture, "seed": seed}
     if realtime:
         options["realtime"] = realtime
     cfg = load_config(load_config(spec.config, spec.overrides), {"capture": {"options": options}})

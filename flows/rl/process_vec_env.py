@@ -30,7 +30,10 @@ from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+from gymnasium.vector.utils import batch_space, iterate
+
+from flows.config import load_config
+from flows.rl.vec_env import GAMES, VisionPipelineVecEnv, batch_resets, batch_steps, env_seeds
 
 __all__ = ["ProcessVecEnv", "WorkerError", "merge_tables"]
 
@@ -58,13 +61,12 @@ def _worker(
 ) -> None:
     """One worker: a ``VisionPipelineVecEnv`` of ``num_envs`` games, driven by ``conn``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent's process stops us in order
-    from flows.rl.vec_env import VisionPipelineVecEnv
 
     venv = None
     try:
         venv = VisionPipelineVecEnv(num_envs, config, overrides=overrides, **kwargs)
         conn.send(("ok", (venv.single_observation_space, venv.single_action_space)))
-        autoreset = [False] * num_envs
+        sb3 = None
         while True:
             try:
                 cmd, arg = conn.recv()
@@ -75,33 +77,16 @@ def _worker(
             try:
                 if cmd == "reset":
                     seeds, options = arg
-                    out = [venv.reset_env(i, seed=s, options=options) for i, s in enumerate(seeds)]
-                    autoreset = [False] * num_envs
-                    conn.send(("ok", out))
+                    conn.send(("ok", venv.reset_each(seeds, options)))
                 elif cmd == "step":
-                    results = venv.step_envs(arg, skip=autoreset)
-                    steps = []
-                    for i, result in enumerate(results):
-                        if result is None:  # its episode ended last step: reset it now
-                            obs, info = venv.reset_env(i)
-                            steps.append((obs, 0.0, False, False, info))
-                        else:
-                            obs, reward, term, trunc, info = result
-                            steps.append((obs, float(reward), bool(term), bool(trunc), info))
-                    autoreset = [s[2] or s[3] for s in steps]
-                    conn.send(("ok", steps))
+                    conn.send(("ok", venv.step_each(arg)))
                 elif cmd == "step_sb3":  # Stable-Baselines3's: an ended episode resets now
-                    out = []
-                    for i, result in enumerate(venv.step_envs(arg)):
-                        assert result is not None  # nothing skipped
-                        obs, reward, term, trunc, info = result
-                        done = bool(term or trunc)
-                        info["TimeLimit.truncated"] = bool(trunc and not term)
-                        if done:
-                            info["terminal_observation"] = obs
-                            obs, _reset_info = venv.reset_env(i)
-                        out.append((obs, float(reward), done, info))
-                    conn.send(("ok", out))
+                    if sb3 is None:
+                        from flows.rl.sb3 import SB3VecEnv
+
+                        sb3 = SB3VecEnv(venv)
+                    sb3.step_async(arg)
+                    conn.send(("ok", sb3.step_wait()))
                 else:
                     conn.send(("error", f"unknown command {cmd!r}"))
             except Exception as ex:
@@ -152,9 +137,6 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         close_timeout_s: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        from flows.config import load_config
-        from flows.rl.vec_env import GAMES
-
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             msg = f"num_envs = {num_envs!r}: expected an integer >= 1"
             raise ValueError(msg)
@@ -198,7 +180,6 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         self.single_observation_space, self.single_action_space = spaces[0]
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._autoreset = np.zeros(num_envs, dtype=np.bool_)
 
     def _answer(self, k: int) -> Any:
         conn = self._conns[k]
@@ -225,58 +206,45 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
             first += share
         return out
 
+    def _call(self, cmd: str, per_env: Sequence[Any], *extra: Any) -> list[Any]:
+        """Send ``cmd`` with each process's share of ``per_env`` (and ``extra``) to every
+        process first (they work at once), then collect each one's answer, in order."""
+        for conn, part in zip(self._conns, self._split(per_env), strict=True):
+            conn.send((cmd, (part, *extra) if extra else part))
+        return [self._answer(k) for k in range(len(self._conns))]
+
+    @staticmethod
+    def _actions(actions: Any) -> list[list[int]]:
+        return [[int(a) for a in np.atleast_1d(x)] for x in actions]
+
     def reset(
         self,
         *,
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                msg = f"{len(seeds)} seeds for {self.num_envs} envs"
-                raise ValueError(msg)
-        for conn, part in zip(self._conns, self._split(seeds), strict=True):
-            conn.send(("reset", (part, options)))
-        pairs = [p for k in range(len(self._conns)) for p in self._answer(k)]
-        infos: dict[str, Any] = {}
-        for i, (_obs, info) in enumerate(pairs):
-            infos = self._add_info(infos, info, i)
-        self._autoreset[:] = False
-        return self._batch([obs for obs, _info in pairs]), infos
+        answers = self._call("reset", env_seeds(seed, self.num_envs), options)
+        return batch_resets(self, [pair for answer in answers for pair in answer])
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        per_env = [[int(a) for a in np.atleast_1d(x)] for x in iterate(self.action_space, actions)]
-        for conn, part in zip(self._conns, self._split(per_env), strict=True):
-            conn.send(("step", part))  # every process steps its games at once
-        steps = [s for k in range(len(self._conns)) for s in self._answer(k)]
-        rewards = np.array([s[1] for s in steps], dtype=np.float64)
-        terminated = np.array([s[2] for s in steps], dtype=np.bool_)
-        truncated = np.array([s[3] for s in steps], dtype=np.bool_)
-        infos: dict[str, Any] = {}
-        for i, s in enumerate(steps):
-            infos = self._add_info(infos, s[4], i)
-        self._autoreset = terminated | truncated
-        return self._batch([s[0] for s in steps]), rewards, terminated, truncated, infos
+        per_env = self._actions(iterate(self.action_space, actions))
+        return batch_steps(self, [r for answer in self._call("step", per_env) for r in answer])
 
     def step_sb3(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
-        """One step as Stable-Baselines3 takes it: an ended episode resets in the same
-        step (its last observation in ``info["terminal_observation"]``); per-env infos."""
-        per_env = [[int(a) for a in np.atleast_1d(x)] for x in actions]
-        for conn, part in zip(self._conns, self._split(per_env), strict=True):
-            conn.send(("step_sb3", part))
-        steps = [s for k in range(len(self._conns)) for s in self._answer(k)]
-        rewards = np.array([s[1] for s in steps], dtype=np.float32)
-        dones = np.array([s[2] for s in steps], dtype=np.bool_)
-        return self._batch([s[0] for s in steps]), rewards, dones, [s[3] for s in steps]
+        """One step as Stable-Baselines3 takes it (each worker steps its share with
+        :class:`~flows.rl.sb3.SB3VecEnv`): an ended episode resets in the same step, its
+        last observation in ``info["terminal_observation"]``; per-env infos."""
+        answers = self._call("step_sb3", self._actions(actions))
+        observations = {
+            key: np.concatenate([obs[key] for obs, *_rest in answers]) for key in answers[0][0]
+        }
+        rewards = np.concatenate([a[1] for a in answers]).astype(np.float32)
+        dones = np.concatenate([a[2] for a in answers])
+        return observations, rewards, dones, [info for a in answers for info in a[3]]
 
     def close_extras(self, **kwargs: Any) -> None:
         """Stop every worker's pipeline (each ledger ends balanced) and its process."""
@@ -304,11 +272,6 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
             conn.close()
             reports.append(report)
         self.ledgers = reports
-
-    def _batch(self, observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-        out: Any = create_empty_array(self.single_observation_space, self.num_envs)
-        batched: Any = concatenate(self.single_observation_space, observations, out)
-        return batched
 
 
 def merge_tables(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,14 @@ from flows.config import FlowConfig, Timing, load_config
 from flows.rl.env import ControlRate, ObsDict, StepResult, VisionPipelineEnv, arena_for_agent
 from flows.runner import Pipeline
 
-__all__ = ["StepResult", "VisionPipelineVecEnv"]
+__all__ = [
+    "StepResult",
+    "VisionPipelineVecEnv",
+    "batch_observations",
+    "batch_resets",
+    "batch_steps",
+    "env_seeds",
+]
 
 
 GAMES = ("arena", "doom")
@@ -157,6 +164,31 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
     ) -> tuple[ObsDict, dict[str, Any]]:
         return self.envs[index].reset(seed=seed, options=options)
 
+    def reset_each(
+        self, seeds: Sequence[int | None], options: dict[str, Any] | None = None
+    ) -> list[tuple[ObsDict, dict[str, Any]]]:
+        """Reset every sub-env (``seeds[i]`` for sub-env ``i``): each one's observation and
+        info, unbatched (:meth:`reset` batches them; a worker process sends them on)."""
+        out = [self.reset_env(i, seed=s, options=options) for i, s in enumerate(seeds)]
+        self._autoreset[:] = False
+        self.rate.restart()
+        return out
+
+    def step_each(self, actions: Sequence[Any]) -> list[StepResult]:
+        """One step of every sub-env (``actions[i]`` for sub-env ``i``), Gymnasium's
+        ``NEXT_STEP`` autoreset included: a sub-env whose episode ended last step is reset
+        (reward 0, not ended) and its action ignored. Unbatched (:meth:`step` batches)."""
+        results = self.step_envs(actions, skip=list(self._autoreset))
+        out: list[StepResult] = []
+        for i, result in enumerate(results):
+            if result is None:  # its episode ended last step: reset it now (NEXT_STEP mode)
+                obs, info = self.reset_env(i)
+                out.append((obs, 0.0, False, False, info))
+            else:
+                out.append(result)
+        self._autoreset = np.array([bool(r[2] or r[3]) for r in out], dtype=np.bool_)
+        return out
+
     # -- gymnasium.vector API -----------------------------------------------------
     def reset(
         self,
@@ -164,45 +196,13 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                msg = f"{len(seeds)} seeds for {self.num_envs} envs"
-                raise ValueError(msg)
-        infos: dict[str, Any] = {}
-        observations = []
-        for i, s in enumerate(seeds):
-            obs, info = self.reset_env(i, seed=s, options=options)
-            observations.append(obs)
-            infos = self._add_info(infos, info, i)
-        self._autoreset[:] = False
-        self.rate.restart()
-        return self._batch(observations), infos
+        pairs = self.reset_each(env_seeds(seed, self.num_envs), options)
+        return batch_resets(self, pairs)
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        per_env = list(iterate(self.action_space, actions))
-        results = self.step_envs(per_env, skip=list(self._autoreset))
-        observations = []
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminated = np.zeros(self.num_envs, dtype=np.bool_)
-        truncated = np.zeros(self.num_envs, dtype=np.bool_)
-        infos: dict[str, Any] = {}
-        for i, result in enumerate(results):
-            if result is None:  # its episode ended last step: reset it now (NEXT_STEP mode)
-                obs, info = self.reset_env(i)
-            else:
-                obs, reward, terminated[i], truncated[i], info = result
-                rewards[i] = float(reward)
-            observations.append(obs)
-            infos = self._add_info(infos, info, i)
-        self._autoreset = terminated | truncated
-        return self._batch(observations), rewards, terminated, truncated, infos
+        return batch_steps(self, self.step_each(list(iterate(self.action_space, actions))))
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode is None:
@@ -218,7 +218,53 @@ class VisionPipelineVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarr
         finally:
             self.pipeline.stop()
 
-    def _batch(self, observations: list[ObsDict]) -> dict[str, np.ndarray]:
-        out: Any = create_empty_array(self.single_observation_space, self.num_envs)
-        batched: Any = concatenate(self.single_observation_space, observations, out)
-        return batched
+
+def env_seeds(seed: int | Sequence[int | None] | None, num_envs: int) -> list[int | None]:
+    """Each sub-env's seed from a vector env's ``reset(seed=...)``: none, ``seed + i``, or
+    one given per sub-env.
+
+    >>> env_seeds(7, 3), env_seeds(None, 2), env_seeds([1, None], 2)
+    ([7, 8, 9], [None, None], [1, None])
+    """
+    if seed is None:
+        return [None] * num_envs
+    if isinstance(seed, int):
+        return [seed + i for i in range(num_envs)]
+    seeds = list(seed)
+    if len(seeds) != num_envs:
+        msg = f"{len(seeds)} seeds for {num_envs} envs"
+        raise ValueError(msg)
+    return seeds
+
+
+def batch_observations(venv: VectorEnv[Any, Any, Any], observations: list[ObsDict]) -> Any:
+    """The sub-envs' observations as one batch of ``venv``'s observation space."""
+    out: Any = create_empty_array(venv.single_observation_space, venv.num_envs)
+    return concatenate(venv.single_observation_space, observations, out)
+
+
+def batch_resets(
+    venv: VectorEnv[Any, Any, Any], pairs: Sequence[tuple[ObsDict, dict[str, Any]]]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """:meth:`~VisionPipelineVecEnv.reset_each`'s per-sub-env results as ``reset()``
+    returns them: the observations batched, the infos as Gymnasium's vector infos."""
+    infos: dict[str, Any] = {}
+    for i, (_obs, info) in enumerate(pairs):
+        infos = venv._add_info(infos, info, i)
+    return batch_observations(venv, [obs for obs, _info in pairs]), infos
+
+
+def batch_steps(
+    venv: VectorEnv[Any, Any, Any], results: Sequence[StepResult]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """:meth:`~VisionPipelineVecEnv.step_each`'s per-sub-env results as ``step()``
+    returns them: observations, rewards, terminations and truncations batched, and
+    Gymnasium's vector infos."""
+    rewards = np.array([float(r[1]) for r in results], dtype=np.float64)
+    terminated = np.array([bool(r[2]) for r in results], dtype=np.bool_)
+    truncated = np.array([bool(r[3]) for r in results], dtype=np.bool_)
+    infos: dict[str, Any] = {}
+    for i, r in enumerate(results):
+        infos = venv._add_info(infos, r[4], i)
+    observations = batch_observations(venv, [r[0] for r in results])
+    return observations, rewards, terminated, truncated, infos

@@ -23,6 +23,7 @@ __all__ = [
     "GlyphFont",
     "background",
     "characters",
+    "colour_ink",
     "glyph_runs",
     "ink_mask",
     "solid_runs",
@@ -55,6 +56,19 @@ def ink_mask(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     bg = background(crop).astype(np.int16)
     return np.abs(crop.astype(np.int16) - bg).max(axis=2) > INK_CONTRAST, bg
+
+
+def colour_ink(crop: np.ndarray, colour: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
+    """:func:`ink_mask` (or ``ink``, where the caller has it), less the ink more than
+    :data:`INK_CONTRAST` from ``colour`` in any channel: a known text colour's glyphs,
+    not scenery of another colour.
+
+    >>> crop = np.zeros((4, 6, 3), np.uint8); crop[1:3, 1:3] = (200, 0, 0); crop[1:3, 4] = 200
+    >>> colour_ink(crop, np.array([200, 0, 0])).sum(axis=0).tolist()
+    [0, 2, 2, 0, 0, 0]
+    """
+    near = np.abs(crop.astype(np.int16) - colour.astype(np.int16)).max(axis=2)
+    return (ink_mask(crop)[0] if ink is None else ink) & (near <= INK_CONTRAST)
 
 
 def text_ink(crop: np.ndarray) -> np.ndarray:
@@ -334,11 +348,8 @@ class GlyphFont:
         """The glyphs in ``crop`` as ink of ``colour``: runs of columns at least 0.7 of
         ``band`` tall; ``None`` where one is taller than the band or wider than ``widest``
         (a glyph merged with something of its colour)."""
-        near = np.abs(crop.astype(np.int16) - colour.astype(np.int16)).max(axis=2)
         count = 0
-        for x0, x1, top, bottom in glyph_runs(
-            ink_mask(crop)[0] & (near <= INK_CONTRAST), solid=False
-        ):
+        for x0, x1, top, bottom in glyph_runs(colour_ink(crop, colour), solid=False):
             tall = bottom - top + 1
             if tall < 0.7 * band:
                 continue  # not a glyph of this font (a speck, a bevel, a patch of picture)

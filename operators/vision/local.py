@@ -33,6 +33,7 @@ from operators.vision.glyphs import (
     GlyphFont,
     background,
     characters,
+    colour_ink,
     glyph_runs,
     ink_mask,
     text_runs,
@@ -83,8 +84,7 @@ def _tight(crop: np.ndarray, margin: int = 4, colour: np.ndarray | None = None) 
     if colour is not None:
         # the colour this region's text was seen in (its font): its glyphs, where scenery
         # of another colour behind them would be taken for the text
-        near = np.abs(crop.astype(np.int16) - colour.astype(np.int16)).max(axis=2)
-        runs = glyph_runs(ink & (near <= INK_CONTRAST)) or runs
+        runs = glyph_runs(colour_ink(crop, colour, ink)) or runs
     if not runs:
         return crop
     # Never cut through ink: where the text's glyphs could not be told from scenery
