@@ -52,6 +52,7 @@ from operators.capture.arena import Arena
 from operators.capture.doom import DoomSettings, doom_buttons, monster_boxes
 
 FRAME_SKIP = 4
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class Usage:
@@ -209,6 +210,127 @@ def _play(venv: Any, envs: int, seconds: float, seed: int, warm_up: float) -> di
     }
 
 
+POLICIES = {
+    "arena": RESULTS / "policies" / "arena-seed0.pt",
+    "doom-basic": RESULTS / "policies" / "doom-basic-seed1.pt",
+}
+"""The committed PPO policy that picks the actions in the ``with_policy`` rows."""
+
+
+def _play_policy(
+    venv: Any, policy: Any, envs: int, seconds: float, seed: int, warm_up: float, double: bool
+) -> dict[str, Any]:
+    """A trained policy picking every action (SB3's ``predict``, sampling), as a training
+    run's rollouts do: ``step()`` for the whole vector (the games wait while the policy
+    computes), or ``double`` buffered (``recv`` a batch, predict, ``send``: while the
+    policy computes one batch's actions, the other batch's frames are in the pipeline).
+    Warm-up and measurement as :func:`_play`; ``policy_s_per_1k_steps``: the time spent
+    in ``predict``."""
+    last = [-1] * envs
+    backwards = stale = steps = 0
+    in_policy = 0.0
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        nonlocal in_policy
+        t = time.perf_counter()
+        actions, _ = policy.predict(obs, deterministic=False)
+        in_policy += time.perf_counter() - t
+        return np.asarray(actions)
+
+    def noted(info: dict[str, Any], ids: list[int]) -> None:
+        nonlocal backwards, stale
+        for k, i in enumerate(ids):
+            if info["_seq"][k]:  # not a sub-env's reset
+                seq = int(info["seq"][k])
+                backwards += seq < last[i]
+                last[i] = max(last[i], seq)
+                stale += bool(info["stale"][k])
+
+    if double:
+        venv.async_reset(seed=seed)
+
+        def one() -> int:
+            obs, _r, _te, _tr, info = venv.recv()
+            ids = [int(i) for i in info["env_id"]]
+            noted(info, ids)
+            venv.send(act(obs), ids)
+            return len(ids)
+    else:
+        state = {"obs": venv.reset(seed=seed)[0]}
+
+        def one() -> int:
+            obs, _r, _te, _tr, info = venv.step(act(state["obs"]))
+            state["obs"] = obs
+            noted(info, list(range(envs)))
+            return envs
+
+    t0 = time.perf_counter()
+    for k in itertools.count():
+        if k >= 20 and time.perf_counter() - t0 >= warm_up:
+            break
+        one()
+    usage = Usage()
+    in_policy = 0.0
+    backwards = stale = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        steps += one()
+        if steps % 64 < envs:
+            usage.sample()
+    wall = time.perf_counter() - t0
+    if double:
+        while venv._pending:  # the batches still in flight end as observations
+            venv.recv()
+    return {
+        **_row(steps, wall, usage),
+        "policy_s_per_1k_steps": round(in_policy / steps * 1000, 2),
+        "out_of_order": backwards,
+        "stale_steps": stale,
+    }
+
+
+def with_policy(
+    name: str, envs: int, processes: int, seconds: float, seed: int, warm_up: float
+) -> dict[str, Any]:
+    """The committed policy in the loop, stepping ``envs`` games in ``step()`` and double
+    buffered (two batches of ``envs / 2``), on one pipeline and (``processes`` > 1) over
+    processes, one batch each."""
+    import torch
+
+    from flows.rl.process_vec_env import ProcessVecEnv, merge_tables
+    from flows.rl.sb3 import load_policy
+
+    torch.set_num_threads(1)  # a rollout's small batches: one thread, as the games need the rest
+    policy = load_policy(POLICIES[name])
+    spec = ENVS[name]
+    out: dict[str, Any] = {"policy": POLICIES[name].name}
+    for double in (False, True):
+        venv: Any = make_venv(name, envs, seed, batch_size=envs // 2 if double else None)
+        try:
+            row = _play_policy(venv, policy, envs, seconds, seed, warm_up, double)
+        finally:
+            venv.close()
+        row["balanced"] = venv.pipeline.ledger.balanced()
+        out["double_buffered" if double else "in_step"] = row
+    if processes > 1:
+        over = merge_tables(spec.overrides, {"capture": {"options": {"seed": seed}}})
+        for double in (False, True):
+            venv = ProcessVecEnv(
+                envs,
+                spec.config,
+                overrides=over,
+                processes=processes,
+                max_episode_steps=spec.max_episode_steps,
+            )
+            try:
+                row = _play_policy(venv, policy, envs, seconds, seed, warm_up, double)
+            finally:
+                venv.close()
+            row["balanced"] = all(r["balanced"] for r in venv.ledgers)
+            out["processes_double_buffered" if double else "processes_in_step"] = row
+    return out
+
+
 def pipeline(name: str, envs: int, seconds: float, seed: int, warm_up: float) -> dict[str, Any]:
     venv: VisionPipelineVecEnv = make_venv(name, envs, seed)
     try:
@@ -290,6 +412,12 @@ def main() -> None:
         default=2,
         help="also run the --envs games spread over this many processes (1: skip)",
     )
+    ap.add_argument(
+        "--policy",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the committed policy in the loop, in step() and double buffered",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     result: dict[str, Any] = {
@@ -329,6 +457,25 @@ def main() -> None:
                     f"{pp['balanced']}, out of order {pp['out_of_order']}, stale {pp['stale_steps']}",
                     flush=True,
                 )
+            if envs > 1 and args.policy:
+                wp = with_policy(name, envs, args.processes, args.seconds, args.seed, args.warm_up)
+                row["with_policy"] = wp
+                for way in (
+                    "in_step",
+                    "double_buffered",
+                    "processes_in_step",
+                    "processes_double_buffered",
+                ):
+                    if way in wp:
+                        r = wp[way]
+                        print(
+                            f"{name:10s} {envs} env(s) with the policy, {way}: "
+                            f"{r['steps_per_s']:6.1f} steps/s "
+                            f"({r['steps_per_s'] / b['steps_per_s']:.2f}x bare); policy "
+                            f"{r['policy_s_per_1k_steps']:.2f} s/1k steps; balanced "
+                            f"{r['balanced']}, out of order {r['out_of_order']}",
+                            flush=True,
+                        )
             result["rows"].append(row)
             ways = ", ".join(f"{k} {v['steps_per_s']:.0f}" for k, v in both.items())
             print(

@@ -313,16 +313,28 @@ def _check_type(key: str, typ: Any, value: Any) -> Any:
 _STAGE_KEYS = ("source", "detector", "backend", "encoder", "executor")
 
 
+_WHOLE_TABLES = ("regions",)
+"""Tables an override replaces whole: ``[hud] regions`` is one screen's set of regions
+(a calibration's file), never mixed with another's (a preset's ARMOR region left
+over a full-screen HUD that has none there would read the picture)."""
+
+
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` merged into ``base``, table by table. An override that names another
-    stage (``source``, ``detector``, ``backend``, ``encoder``, ``executor``) starts its ``options``
-    afresh: the base's options were for the stage it replaces (``executor`` too)."""
+    """``over`` merged into ``base``, table by table (``[hud] regions`` replaced whole).
+    An override that names another stage (``source``, ``detector``, ``backend``,
+    ``encoder``, ``executor``) starts its ``options`` afresh: the base's options were for
+    the stage it replaces (``executor`` too).
+
+    >>> _merge({"hud": {"regions": {"a": 1, "b": 2}, "ranges": "doom"}}, {"hud": {"regions": {"a": 3}}})
+    {'hud': {'regions': {'a': 3}, 'ranges': 'doom'}}
+    """
     out = dict(base)
     for key in _STAGE_KEYS:
         if key in over and over[key] != base.get(key):
             out.pop("options", None)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+        merge = isinstance(v, Mapping) and isinstance(out.get(k), dict) and k not in _WHOLE_TABLES
+        out[k] = _merge(out[k], v) if merge else v
     return out
 
 

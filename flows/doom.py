@@ -11,7 +11,8 @@ a death and starts a new episode after the last, and writes the game's own
 variables every tic to ``--log`` (one JSON object a line: ``t`` the wall time,
 ``tic``, ``episode``, ``score`` (the episode's reward so far, as the scenario pays
 it), ``buttons`` (the game's buttons the player held on that tic), and ``HEALTH``, ``ARMOR``, ``SELECTED_WEAPON_AMMO``,
-``POSITION_X/Y``, ``ANGLE``, ``KILLCOUNT``, ``DEAD``...; when an episode ends, one
+``POSITION_X/Y``, ``ANGLE``, ``KILLCOUNT``, ``DEAD``..., and ``hud``, the HUD mode the
+numbers are drawn in; when an episode ends, one
 more line with ``episode_end``, ``terminated`` or ``truncated``): the ground truth a
 screen capture with ``[capture.options] truth_log`` is scored against. It
 prints ``ready`` with the window's title when the first tic is logged, and
@@ -43,11 +44,10 @@ def tic_entry(game: Any, episode: int, held: bool = True) -> dict[str, Any]:
     """A log line's own fields for the game now: wall time, tic, episode, score, and
     (``held``) the buttons the player held on this tic, an agent's keys as the game
     took them (``benchmarks/live_replay.py --timeline``); the game's variables go with it."""
-    state = game.get_state()
     buttons = game.get_last_action() if held else []
     return {
         "t": time.time(),
-        "tic": state.tic if state else None,
+        "tic": None if game.is_episode_finished() else game.get_episode_time(),
         "episode": episode,
         "score": game.get_total_reward(),
         "buttons": [n for n, down in zip(BUTTONS, buttons, strict=False) if down],
@@ -100,7 +100,7 @@ def run(
                 if out is not None and dead is not None:
                     # the death itself, as the status bar shows it (0 %) until the respawn:
                     # unlogged, a read of it was scored against the health before it
-                    write(out, tic_entry(game, episodes, held=False) | dead)
+                    write(out, tic_entry(game, episodes, held=False) | dead | {"hud": settings.hud})
                 game.respawn_player()
                 continue
             game.advance_action()
@@ -109,7 +109,7 @@ def run(
                 continue
             tics += 1
             if out is not None:
-                last = tic_entry(game, episodes) | v
+                last = tic_entry(game, episodes) | v | {"hud": settings.hud}
                 write(out, last)
             if not ready:
                 ready = True

@@ -107,17 +107,21 @@ def make_venv(
     num_envs: int,
     seed: int,
     realtime: dict[str, Any] | None = None,
+    batch_size: int | None = None,
     **capture: Any,
 ) -> VisionPipelineVecEnv:
     """``num_envs`` games of ``name`` on one pipeline, the first seeded ``seed``; with
     ``realtime`` (:func:`realtime_conditions`), a live game's timing simulated;
+    ``batch_size``: double-buffered stepping's batches (:class:`~flows.rl.vec_env.SendRecv`);
     ``capture``: other ``[capture.options]`` (``frame_skip``, ``resolution``...)."""
     spec = ENVS[name]
     options: dict[str, Any] = {**capture, "seed": seed}
     if realtime:
         options["realtime"] = realtime
     cfg = load_config(load_config(spec.config, spec.overrides), {"capture": {"options": options}})
-    return VisionPipelineVecEnv(num_envs, cfg, max_episode_steps=spec.max_episode_steps)
+    return VisionPipelineVecEnv(
+        num_envs, cfg, max_episode_steps=spec.max_episode_steps, batch_size=batch_size
+    )
 
 
 def realtime_conditions(timeline: Path, frame_skip: int = 4) -> dict[str, Any]:

@@ -105,6 +105,17 @@ def test_the_train_speed_benchmark_compares_the_pipeline_with_the_bare_game(tmp_
         assert p["balanced"] and p["out_of_order"] == 0 and p["stale_steps"] == 0
         assert p["steps"] > 0 and bare["steps"] > 0 and row["ratio"] > 0
         assert p["cpu_s_per_1k_steps"] > 0 and p["peak_rss_mb"] > 0
+        if row["envs"] > 1:  # the committed policy in the loop, in step() and double buffered
+            ways = row["with_policy"]
+            for way in (
+                "in_step",
+                "double_buffered",
+                "processes_in_step",
+                "processes_double_buffered",
+            ):
+                r = ways[way]
+                assert r["balanced"] and r["out_of_order"] == 0 and r["stale_steps"] == 0, way
+                assert r["steps"] > 0 and r["policy_s_per_1k_steps"] > 0, way
 
 
 def test_the_live_replay_plays_a_saved_policy_in_real_time_and_in_lockstep(tmp_path):

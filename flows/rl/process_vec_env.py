@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import signal
+from collections import deque
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -33,7 +34,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, iterate
 
 from flows.config import load_config
-from flows.rl.vec_env import GAMES, VisionPipelineVecEnv, batch_resets, batch_steps, env_seeds
+from flows.rl.vec_env import (
+    GAMES,
+    SendRecv,
+    VisionPipelineVecEnv,
+    batch_resets,
+    batch_steps,
+    env_seeds,
+)
 
 __all__ = ["ProcessVecEnv", "WorkerError", "merge_tables"]
 
@@ -109,7 +117,7 @@ def _worker(
         conn.close()
 
 
-class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
+class ProcessVecEnv(SendRecv, VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
     """``num_envs`` sub-envs over ``processes`` worker processes, each running a
     :class:`~flows.rl.vec_env.VisionPipelineVecEnv` of its share of the games.
 
@@ -122,6 +130,10 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         timeout_s: the longest a step or a reset may take before :class:`WorkerError`.
         close_timeout_s: how long each worker gets to stop its pipeline.
         **kwargs: the rest of ``VisionPipelineVecEnv``'s (``max_episode_steps``...).
+
+    Double-buffered stepping (:class:`~flows.rl.vec_env.SendRecv`'s ``async_reset``,
+    ``recv``, ``send``) takes one process's games as a batch: while the policy computes
+    one process's actions, the other processes' games play.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -177,6 +189,10 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         except BaseException:
             self.close()
             raise
+        self.batches = self._split(list(range(num_envs)))  # send / recv: one process each
+        self.batch_size = self.shares[0]
+        self._pending = deque()
+        self._received = set()
         self.single_observation_space, self.single_action_space = spaces[0]
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -223,12 +239,13 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         seed: int | Sequence[int | None] | None = None,
         options: dict[str, Any] | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        answers = self._call("reset", env_seeds(seed, self.num_envs), options)
-        return batch_resets(self, [pair for answer in answers for pair in answer])
+        self._idle()
+        return batch_resets(self, self._batches_reset(env_seeds(seed, self.num_envs), options))
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self._idle()
         per_env = self._actions(iterate(self.action_space, actions))
         return batch_steps(self, [r for answer in self._call("step", per_env) for r in answer])
 
@@ -238,6 +255,7 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         """One step as Stable-Baselines3 takes it (each worker steps its share with
         :class:`~flows.rl.sb3.SB3VecEnv`): an ended episode resets in the same step, its
         last observation in ``info["terminal_observation"]``; per-env infos."""
+        self._idle()
         answers = self._call("step_sb3", self._actions(actions))
         observations = {
             key: np.concatenate([obs[key] for obs, *_rest in answers]) for key in answers[0][0]
@@ -245,6 +263,18 @@ class ProcessVecEnv(VectorEnv[dict[str, np.ndarray], np.ndarray, np.ndarray]):
         rewards = np.concatenate([a[1] for a in answers]).astype(np.float32)
         dones = np.concatenate([a[2] for a in answers])
         return observations, rewards, dones, [info for a in answers for info in a[3]]
+
+    # -- double-buffered stepping: one process's games a batch -------------------------
+    def _batches_reset(
+        self, seeds: list[int | None], options: dict[str, Any] | None
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        return [pair for answer in self._call("reset", seeds, options) for pair in answer]
+
+    def _batch_send(self, batch: int, actions: list[Any]) -> None:
+        self._conns[batch].send(("step", self._actions(actions)))
+
+    def _batch_recv(self, batch: int, token: Any) -> list[Any]:
+        return list(self._answer(batch))
 
     def close_extras(self, **kwargs: Any) -> None:
         """Stop every worker's pipeline (each ledger ends balanced) and its process."""

@@ -107,6 +107,18 @@ class Pacer:
     def next_wake(self) -> float | None:
         return None if self.period == 0.0 else self.next_at
 
+    def align(self, at: float) -> None:
+        """Move the ticks onto ``at`` plus whole periods, by at most half a period.
+
+        >>> from operators.testing import FakeClock
+        >>> pacer = Pacer(10.0, FakeClock(0.0)); pacer.due(); pacer.align(5.03)
+        True
+        >>> round(pacer.next_at, 6)
+        0.13
+        """
+        if self.period:
+            self.next_at = at + round((self.next_at - at) / self.period) * self.period
+
 
 class AgentControl:
     """Thread-safe hand-off of actions and resets from an agent to a game source.

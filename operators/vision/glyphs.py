@@ -227,7 +227,7 @@ class GlyphFont:
         if crop.ndim != 3 or crop.shape[0] < 4 or crop.shape[1] < 4:
             return None
         ink = text_ink(crop)
-        runs = text_runs(crop, ink)
+        runs = self._own_colour(crop, ink, text_runs(crop, ink))
         if not runs:
             return None
         top, bottom = min(r[2] for r in runs), max(r[3] for r in runs)
@@ -241,6 +241,43 @@ class GlyphFont:
             out.append(np.append(norm, min((x1 - x0 + 1) / band, 2.0)))
         colour = np.median(crop[mask].astype(np.float32), axis=0)
         return out, band, colour
+
+    def _own_colour(self, crop: np.ndarray, ink: np.ndarray, runs: list[Run]) -> list[Run]:
+        """``runs`` less those at either end of another colour than the text's and set
+        apart from it: an icon beside the number (Doom's full-screen ammo clip), a patch of
+        scenery. The text's
+        colour is the font's, once learned, else the runs' median where there are three
+        or more (two runs of two colours: which is the text's is not known)."""
+        if not runs:
+            return runs
+        colours = []
+        for x0, x1, t, b in runs:
+            cell = ink[t : b + 1, x0 : x1 + 1]
+            pixels = crop[t : b + 1, x0 : x1 + 1][cell]
+            colours.append(np.median(pixels.astype(np.float32), axis=0) if len(pixels) else None)
+        ref = self.colour()
+        if ref is None:
+            known = [c for c in colours if c is not None]
+            if len(known) < 3:
+                return runs
+            ref = np.median(np.array(known), axis=0)
+
+        band = max(r[3] for r in runs) - min(r[2] for r in runs) + 1
+
+        def odd(k: int, neighbour: int) -> bool:
+            """Of another colour, and apart from the text by more than half a glyph's
+            height (a thin, faint "1" set at the glyphs' spacing is one of them)."""
+            c = colours[k]
+            a, b = sorted((runs[k], runs[neighbour]))
+            apart = b[0] - a[1] - 1 > 0.5 * band
+            return apart and (c is None or float(np.abs(c - ref).max()) > INK_CONTRAST)
+
+        lo, hi = 0, len(runs)
+        while hi - lo > 1 and odd(lo, lo + 1):
+            lo += 1
+        while hi - lo > 1 and odd(hi - 1, hi - 2):
+            hi -= 1
+        return runs[lo:hi]
 
     def learn(self, crop: np.ndarray, text: str, score: float) -> bool:
         """Remember the crop's glyphs as ``text``'s characters, if the read is sure and the

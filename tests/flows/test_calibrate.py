@@ -9,6 +9,7 @@ import pytest
 from flows.calibrate import main as calibrate_main
 from flows.config import load_config
 from operators.errors import ConfigError
+from tests.conftest import ROOT
 from tests.data.photo_hud import LAYOUTS, write_recording
 
 
@@ -61,6 +62,15 @@ def test_includes_lay_files_over_the_config_and_bad_ones_are_named(tmp_path):
     cfg = load_config(tmp_path / "main.toml")
     assert cfg.hud.regions == {"money": [0.1, 0.1, 0.2, 0.2]}
     assert cfg.capture.options["frames"] == 7
+    # a calibration's regions replace the preset's whole: the doom preset's status-bar
+    # ARMOR must not survive an include made on a full-screen HUD that named none
+    (tmp_path / "full.toml").write_text(
+        "[hud]\nregions = { health = [0.08, 0.92, 0.24, 0.99], ammo = [0.8, 0.92, 1.0, 0.99] }\n"
+    )
+    (tmp_path / "play.toml").write_text(
+        f'include = ["{tmp_path / "full.toml"}"]\n' + (ROOT / "flows/configs/doom.toml").read_text()
+    )
+    assert set(load_config(tmp_path / "play.toml").hud.regions) == {"health", "ammo"}
     (tmp_path / "bad.toml").write_text('include = ["nope.toml"]\n')
     with pytest.raises(ConfigError, match=r"include 'nope\.toml': no such file"):
         load_config(tmp_path / "bad.toml")

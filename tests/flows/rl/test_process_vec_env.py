@@ -47,6 +47,38 @@ def test_games_over_two_processes_step_reset_and_end_balanced():
     venv.close()  # twice: nothing left to do
 
 
+def test_double_buffered_one_process_a_batch():
+    """``send`` / ``recv`` over two processes: each batch is one process's games; one
+    plays on while the other's observations are in the agent's hands."""
+    venv = ProcessVecEnv(4, overrides=SMALL, processes=2, max_episode_steps=3, timeout_s=120)
+    try:
+        assert venv.batches == [[0, 1], [2, 3]]
+        venv.async_reset(seed=5)
+        order, seqs = [], {i: [] for i in range(4)}
+        ends = {i: 0 for i in range(4)}
+        for _ in range(12):
+            obs, _rewards, term, trunc, info = venv.recv()
+            ids = [int(i) for i in info["env_id"]]
+            order.append(ids)
+            assert obs["visual"].shape == (2, 84, 84, 3)
+            for k, i in enumerate(ids):
+                seqs[i].append(int(info["seq"][k]))
+                ends[i] += bool(term[k] or trunc[k])
+            venv.send(np.stack([venv.single_action_space.sample() for _ in ids]), ids)
+        assert order == [[0, 1], [2, 3]] * 6
+        # six steps a sub-env, an episode of three steps then a reset: two ended episodes
+        assert ends == {i: 1 for i in range(4)}, ends
+        with pytest.raises(RuntimeError, match="recv"):
+            venv.reset()
+        venv.recv()
+        venv.recv()
+        obs, _info = venv.reset(seed=1)  # nothing in flight: the whole vector again
+        assert obs["visual"].shape[0] == 4
+    finally:
+        venv.close()
+    assert all(r["balanced"] for r in venv.ledgers), venv.ledgers
+
+
 def test_a_worker_that_cannot_start_says_why():
     replay = {
         "capture": {

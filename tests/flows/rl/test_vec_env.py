@@ -123,3 +123,64 @@ def test_stable_baselines3_ppo_trains_on_n_streams_of_one_pipeline():
     finally:
         venv.close()
     assert _dataflow_threads() == []
+
+
+LOCKSTEP = {
+    "capture": {"options": {"width": 320, "height": 180, "lockstep": True, "frame_skip": 2}},
+    "batch": {"options": {"device": "cpu", "threads": 1}},
+}
+
+
+def test_double_buffered_batches_alternate_and_each_steps_its_own_games():
+    """``batch_size = num_envs / 2``: ``recv`` hands back one half while the other half's
+    games play on; each half's actions reach its own arenas only, every frame once."""
+    envs = VisionPipelineVecEnv(4, overrides=LOCKSTEP, max_episode_steps=5, batch_size=2)
+    try:
+        taken = _record_actions(envs)
+        with pytest.raises(RuntimeError, match="async_reset"):
+            envs.recv()
+        envs.async_reset(seed=3)
+        got, last_seq = [], {i: -1 for i in range(4)}
+        sent: dict[int, list[tuple[int, ...]]] = {i: [] for i in range(4)}
+        ended = np.zeros(4, dtype=bool)
+        for t in range(16):
+            obs, rewards, term, trunc, info = envs.recv()
+            ids = [int(i) for i in info["env_id"]]
+            got.append(ids)
+            assert obs["visual"].shape == (2, 84, 84, 3) and rewards.shape == (2,)
+            for k, i in enumerate(ids):
+                assert info["stream_id"][k] == envs.stream_ids[i]
+                # a new frame of its own game each step (or the reset's first frame)
+                assert info["seq"][k] != last_seq[i] or ended[i]
+                last_seq[i] = int(info["seq"][k])
+                ended[i] = bool(term[k] or trunc[k])
+            if t == 1:  # the half not received cannot be sent
+                with pytest.raises(ValueError, match="env_id"):
+                    envs.send(np.zeros((2, 4), dtype=np.int64), [2, 3] if ids == [0, 1] else [0, 1])
+            actions = np.array([[t % 3, i % 5, (t + i) % 10, 0] for i in ids])
+            actions = np.clip(actions, 0, envs.single_action_space.nvec - 1)
+            for k, i in enumerate(ids):
+                if not envs._autoreset[i]:
+                    sent[i].append(tuple(int(a) for a in actions[k]))
+            envs.send(actions, info["env_id"])
+        # the halves alternate, oldest first
+        assert got == [[0, 1], [2, 3]] * 8
+        with pytest.raises(RuntimeError, match="recv"):
+            envs.step(np.zeros((4, 4), dtype=np.int64))
+        for _ in range(2):
+            envs.recv()
+        for i, sid in enumerate(envs.stream_ids):
+            assert taken[sid] == sent[i], sid  # its own actions, none lost, none repeated
+        # the whole vector steps again once nothing is in flight
+        assert envs.step(np.zeros((4, 4), dtype=np.int64))[0]["visual"].shape[0] == 4
+    finally:
+        envs.close()
+    led = envs.pipeline.ledger.summary()
+    assert led["balanced"], led
+
+
+def test_batch_size_must_divide_num_envs():
+    with pytest.raises(ValueError, match="does not divide"):
+        VisionPipelineVecEnv(3, overrides=LOCKSTEP, batch_size=2)
+    with pytest.raises(ValueError, match="batch_size = 0"):
+        VisionPipelineVecEnv(2, overrides=LOCKSTEP, batch_size=0)

@@ -216,3 +216,70 @@ def test_a_window_that_is_not_there_fails_at_build_time_naming_it(display):
         ScreenSource(
             display=display, window="x", region={"left": 0, "top": 0, "width": 8, "height": 8}
         )
+
+
+def _game(clock, period, drawn_at, every=1):
+    """A screen that a game redraws every ``period / every`` from ``drawn_at`` on; each
+    grab takes 0.4 ms of ``clock``."""
+
+    def grab():
+        clock.advance(0.0004)
+        return int((clock.now() - drawn_at) // (period / every)).to_bytes(8, "big", signed=True)
+
+    return grab
+
+
+def test_phase_lock_finds_when_the_game_draws():
+    from operators.capture.screen import PhaseLock
+    from operators.testing import FakeClock
+
+    period = 1 / 35
+    clock = FakeClock(100.0)
+    lock = PhaseLock(period, _game(clock, period, drawn_at=100.0123), clock, margin_s=0.002)
+    at = lock.probe()
+    assert at is not None and lock.locks == 1
+    # a moment the game drew at, to within a grab, and near the burst
+    off = (at - 100.0123) % period
+    assert min(off, period - off) < 0.001
+    assert abs(at - clock.now()) < period
+    assert lock.tick_at() == pytest.approx(at + 0.002)
+    # a still screen, and a game drawing 5 times a period, leave the ticks alone
+    still_clock = FakeClock(0.0)
+    still = PhaseLock(period, lambda: still_clock.advance(0.0004) or b"same", still_clock)
+    assert still.probe() is None and still.at is None
+    fast_clock = FakeClock(0.0)
+    fast = PhaseLock(period, _game(fast_clock, period, 0.0031, every=5), fast_clock)
+    assert fast.probe() is None and fast.tick_at() is None
+
+
+def test_phase_locked_capture_grabs_just_after_each_drawing(display):
+    """A window redrawn 10 times a second at a known phase, captured at 10 fps with the
+    phase lock: the lock finds that phase, and the ticks follow it."""
+    painter = Painter(display)
+    period, phase = 0.1, 0.037
+    stop = threading.Event()
+    source = ScreenSource(display=display, fps=10, phase_lock=True, phase_every_s=0.3)
+    start = (time.time() // period + 2) * period + phase
+
+    def draw():
+        k = 0
+        while not stop.is_set() and k < 40:
+            time.sleep(max(0.0, start + k * period - time.time()))
+            painter.paint(COLORS[k % len(COLORS)])
+            k += 1
+        stop.set()
+
+    t = threading.Thread(target=draw)
+    t.start()
+    frames = _run(source, stop=stop)
+    t.join()
+    painter.close()
+    lock = source.phase["screen"]
+    assert lock["locks"] >= 1, lock
+    # the ticks after the lock fall just after the drawings (a quarter period's leeway:
+    # the test's own drawing thread is late now and then)
+    late = [f for f in frames if f.captured_at > start + 2.0]
+    assert late
+    offsets = [((f.captured_at - start) % period) for f in late]
+    near = [o for o in offsets if o < period / 4]
+    assert len(near) >= 0.7 * len(offsets), offsets

@@ -66,3 +66,30 @@ def test_a_font_learns_only_sure_reads_that_line_up_with_their_glyphs():
     assert not font.learn(crop, "47", 0.5)  # unsure
     assert not font.learn(crop, "477", 0.99)  # three characters, two glyphs
     assert font.learn(crop, "47", 0.99) and set(font.looks) == {"4", "7"}
+
+
+def _number(text: str, icon: bool = False, width: int = 200) -> np.ndarray:
+    """Red digits over grey, right-aligned, with (``icon``) a grey-brown clip apart to
+    their right, as Doom's full-screen HUD draws its ammo."""
+    crop = np.full((60, width, 3), (20, 20, 20), np.uint8)
+    (w, _h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 1.6, 3)
+    cv2.putText(crop, text, (140 - w, 50), cv2.FONT_HERSHEY_DUPLEX, 1.6, (200, 0, 0), 3)
+    if icon:
+        crop[14:52, 170:182] = (150, 120, 60)
+    return crop
+
+
+def test_an_icon_beside_the_number_is_no_glyph_of_it():
+    """Doom's full-screen ammo ("9" and its clip) read as "91" was a wrong number that
+    passed every check: a run of another colour, set apart, is not one of the glyphs."""
+    font = GlyphFont()
+    for v in (25, 17, 40, 36, 98):
+        assert font.learn(_number(str(v), icon=True), str(v), 0.99)
+    assert font.read(_number("9", icon=True))[0] == "9"
+    assert font.read(_number("25", icon=True))[0] == "25"
+    # a glyph of the text's own colour at the glyphs' spacing is never left out
+    assert font.read(_number("91", icon=True))[0] == "91"
+    # nor one set apart in the text's colour (not an icon: unread, or read whole)
+    apart = _number("9")
+    cv2.putText(apart, "1", (170, 50), cv2.FONT_HERSHEY_DUPLEX, 1.6, (200, 0, 0), 3)
+    assert font.read(apart) is None or font.read(apart)[0] == "91"
