@@ -245,37 +245,40 @@ class GlyphFont:
     def _own_colour(self, crop: np.ndarray, ink: np.ndarray, runs: list[Run]) -> list[Run]:
         """``runs`` less those at either end of another colour than the text's and set
         apart from it: an icon beside the number (Doom's full-screen ammo clip), a patch of
-        scenery. The text's
-        colour is the font's, once learned, else the runs' median where there are three
-        or more (two runs of two colours: which is the text's is not known)."""
-        if not runs:
+        scenery. The text's colour is the font's, once learned, else the runs' median where
+        there are three or more (two runs of two colours: which is the text's is not
+        known). Apart: a gap wider than half the glyphs' height (a thin, faint "1" set at
+        the glyphs' spacing is one of them)."""
+        if len(runs) < 2:
             return runs
-        colours = []
-        for x0, x1, t, b in runs:
-            cell = ink[t : b + 1, x0 : x1 + 1]
-            pixels = crop[t : b + 1, x0 : x1 + 1][cell]
-            colours.append(np.median(pixels.astype(np.float32), axis=0) if len(pixels) else None)
+        band = max(r[3] for r in runs) - min(r[2] for r in runs) + 1
+
+        def apart(a: Run, b: Run) -> bool:
+            return b[0] - a[1] - 1 > 0.5 * band
+
+        if not (apart(runs[0], runs[1]) or apart(runs[-2], runs[-1])):
+            return runs  # the usual case: no run set apart, nothing to look at
+
+        def colour(r: Run) -> np.ndarray | None:
+            x0, x1, t, b = r
+            pixels = crop[t : b + 1, x0 : x1 + 1][ink[t : b + 1, x0 : x1 + 1]]
+            return np.median(pixels.astype(np.float32), axis=0) if len(pixels) else None
+
         ref = self.colour()
         if ref is None:
-            known = [c for c in colours if c is not None]
+            known = [c for c in map(colour, runs) if c is not None]
             if len(known) < 3:
                 return runs
             ref = np.median(np.array(known), axis=0)
 
-        band = max(r[3] for r in runs) - min(r[2] for r in runs) + 1
-
-        def odd(k: int, neighbour: int) -> bool:
-            """Of another colour, and apart from the text by more than half a glyph's
-            height (a thin, faint "1" set at the glyphs' spacing is one of them)."""
-            c = colours[k]
-            a, b = sorted((runs[k], runs[neighbour]))
-            apart = b[0] - a[1] - 1 > 0.5 * band
-            return apart and (c is None or float(np.abs(c - ref).max()) > INK_CONTRAST)
+        def odd(r: Run) -> bool:
+            c = colour(r)
+            return c is None or float(np.abs(c - ref).max()) > INK_CONTRAST
 
         lo, hi = 0, len(runs)
-        while hi - lo > 1 and odd(lo, lo + 1):
+        while hi - lo > 1 and apart(runs[lo], runs[lo + 1]) and odd(runs[lo]):
             lo += 1
-        while hi - lo > 1 and odd(hi - 1, hi - 2):
+        while hi - lo > 1 and apart(runs[hi - 2], runs[hi - 1]) and odd(runs[hi - 1]):
             hi -= 1
         return runs[lo:hi]
 
