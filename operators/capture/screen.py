@@ -185,7 +185,7 @@ class _ScreenStream:
             src.phase[self.stream_id] = {
                 "probes": lock.probes,
                 "locks": lock.locks,
-                "drawn_to_tick_ms": lock.margin_s * 1000.0 if lock.at is not None else None,
+                "locked": lock.at is not None,
             }
         if not self.pacer.due():
             return []
