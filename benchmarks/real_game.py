@@ -15,7 +15,10 @@ its own and as a user does it with the README's commands:
 Scored against the game's log (written by the game's process every tic):
 
 - HUD fields per observation the model read: exact (against the tic logged at
-  the frame's capture) and within one tic (the tic before or after too);
+  the frame's capture) and within one tic (the tic before or after too); a read that
+  lies between the values either side of a tic the log skipped is counted apart
+  (``fields_in_skipped_tics``), neither right nor wrong; with ``--matrix``, the fields
+  the game showed in the recording are the ones calibration must name;
 - change → agent latency: for each change of a HUD number in the game, from the tic
   that changed it (its log line, or an earlier grab already showing the new value:
   the game can draw a tic before it logs it) to the first observation in the agent's
