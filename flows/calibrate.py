@@ -40,7 +40,7 @@ from operators.capture.replay import read_index
 from operators.errors import RecordingError
 from operators.hud import HUD_RANGES, hud_ranges
 from operators.reading import HUD_FIELDS
-from operators.vision.glyphs import solid_runs, text_runs
+from operators.vision.glyphs import apart_of_colour, solid_runs, text_ink, text_runs
 from operators.vision.local import cut_glyph
 
 __all__ = ["Field", "calibrate", "find_fields", "main"]
@@ -425,17 +425,43 @@ class Ink:
         return Ink(tuple(runs))
 
 
-def _ink(image: np.ndarray, rect: tuple[float, float, float, float]) -> Ink | None:
-    """The glyphs inside a text box, as the local model sees them
-    (:func:`~operators.vision.glyphs.text_runs`). ``None`` if the box holds none."""
+def _crop(
+    image: np.ndarray, rect: tuple[float, float, float, float]
+) -> tuple[np.ndarray, int, int]:
+    """The pixels of a relative box, and its top-left corner in pixels."""
     h, w = image.shape[:2]
     x0, y0 = max(int(rect[0] * w), 0), max(int(rect[1] * h), 0)
     x1, y1 = min(int(np.ceil(rect[2] * w)), w), min(int(np.ceil(rect[3] * h)), h)
-    crop = image[y0:y1, x0:x1]
+    return image[y0:y1, x0:x1], x0, y0
+
+
+def _ink(
+    image: np.ndarray, rect: tuple[float, float, float, float], colour: np.ndarray | None = None
+) -> Ink | None:
+    """The glyphs inside a text box, as the local model sees them
+    (:func:`~operators.vision.glyphs.text_runs`), less an icon set apart beside them in
+    another colour than the text's ``colour`` (:func:`~operators.vision.glyphs.apart_of_colour`:
+    Doom's full-screen ammo clip). ``None`` if the box holds none."""
+    crop, x0, y0 = _crop(image, rect)
     if crop.shape[0] < 3 or crop.shape[1] < 3:
         return None
-    runs = text_runs(crop)
+    ink = text_ink(crop)
+    runs = apart_of_colour(crop, ink, text_runs(crop, ink), colour)
     return Ink(tuple((x0 + a, x0 + b, y0 + t, y0 + u) for a, b, t, u in runs)) if runs else None
+
+
+def _text_colour(f: Field, frames: Sequence[np.ndarray]) -> np.ndarray | None:
+    """A number's colour over its sightings: the median of each one's text ink (the
+    digits outweigh an icon beside them)."""
+    colours = []
+    for i, rect, text in zip(f.at, f.rects, f.texts, strict=True):
+        if _DIGITS.search(text):
+            crop, _x, _y = _crop(frames[i], rect)
+            if crop.shape[0] >= 3 and crop.shape[1] >= 3:
+                ink = text_ink(crop)
+                if ink.any():
+                    colours.append(np.median(crop[ink].astype(np.float32), axis=0))
+    return np.median(np.array(colours), axis=0) if colours else None
 
 
 def _widest(f: Field, ranges: Mapping[str, tuple[int, int]]) -> int:
@@ -485,10 +511,11 @@ def _fit(
     measured: dict[int, tuple[float, float, float, str, int, float, float]] = {}
     for f in fields:
         seen = []
+        colour = _text_colour(f, frames)
         for i, rect, text in zip(f.at, f.rects, f.texts, strict=True):
             if not _DIGITS.search(text):
                 continue
-            ink = _ink(frames[i], rect)
+            ink = _ink(frames[i], rect, colour)
             if ink is not None:
                 chars = len(_GLYPHS.findall(text))  # not the recogniser's "#" for a bevel
                 solid = ink.solid().runs

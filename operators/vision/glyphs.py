@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "INK_CONTRAST",
     "GlyphFont",
+    "apart_of_colour",
     "background",
     "characters",
     "colour_ink",
@@ -177,6 +178,57 @@ def characters(text: str) -> list[str]:
     return [c for c in text if not c.isspace() and c not in _MARKS]
 
 
+def apart_of_colour(
+    crop: np.ndarray, ink: np.ndarray, runs: list[Run], colour: np.ndarray | None = None
+) -> list[Run]:
+    """``runs`` less those at either end of another colour than the text's and set
+    apart from it: an icon beside the number (Doom's full-screen ammo clip), a patch of
+    scenery. The text's colour is ``colour`` (a learned font's), else the runs' median
+    where there are three or more (two runs of two colours: which is the text's is not
+    known). Apart: a gap wider than half the glyphs' height (a thin, faint "1" set at
+    the glyphs' spacing is one of them).
+
+    >>> crop = np.zeros((20, 60, 3), np.uint8); crop[4:16, 2:8] = (200, 0, 0)
+    >>> crop[4:16, 40:46] = (150, 120, 60)  # "1" and a clip, apart, of another colour
+    >>> ink = text_ink(crop); runs = text_runs(crop, ink); len(runs)  # two: which is text?
+    2
+    >>> len(apart_of_colour(crop, ink, runs)), apart_of_colour(crop, ink, runs, np.array([200, 0, 0]))
+    (2, [(2, 7, 4, 15)])
+    """
+    if len(runs) < 2:
+        return runs
+    band = max(r[3] for r in runs) - min(r[2] for r in runs) + 1
+
+    def apart(a: Run, b: Run) -> bool:
+        return b[0] - a[1] - 1 > 0.5 * band
+
+    if not (apart(runs[0], runs[1]) or apart(runs[-2], runs[-1])):
+        return runs  # the usual case: no run set apart, nothing to look at
+
+    def colour_of(r: Run) -> np.ndarray | None:
+        x0, x1, t, b = r
+        pixels = crop[t : b + 1, x0 : x1 + 1][ink[t : b + 1, x0 : x1 + 1]]
+        return np.median(pixels.astype(np.float32), axis=0) if len(pixels) else None
+
+    ref = colour
+    if ref is None:
+        known = [c for c in map(colour_of, runs) if c is not None]
+        if len(known) < 3:
+            return runs
+        ref = np.median(np.array(known), axis=0)
+
+    def odd(r: Run) -> bool:
+        c = colour_of(r)
+        return c is None or float(np.abs(c - ref).max()) > INK_CONTRAST
+
+    lo, hi = 0, len(runs)
+    while hi - lo > 1 and apart(runs[lo], runs[lo + 1]) and odd(runs[lo]):
+        lo += 1
+    while hi - lo > 1 and apart(runs[hi - 2], runs[hi - 1]) and odd(runs[hi - 1]):
+        hi -= 1
+    return runs[lo:hi]
+
+
 @dataclass
 class GlyphFont:
     """One HUD region's font, learned from the OCR model's reads and read by matching.
@@ -227,7 +279,7 @@ class GlyphFont:
         if crop.ndim != 3 or crop.shape[0] < 4 or crop.shape[1] < 4:
             return None
         ink = text_ink(crop)
-        runs = self._own_colour(crop, ink, text_runs(crop, ink))
+        runs = apart_of_colour(crop, ink, text_runs(crop, ink), self.colour())
         if not runs:
             return None
         top, bottom = min(r[2] for r in runs), max(r[3] for r in runs)
@@ -241,46 +293,6 @@ class GlyphFont:
             out.append(np.append(norm, min((x1 - x0 + 1) / band, 2.0)))
         colour = np.median(crop[mask].astype(np.float32), axis=0)
         return out, band, colour
-
-    def _own_colour(self, crop: np.ndarray, ink: np.ndarray, runs: list[Run]) -> list[Run]:
-        """``runs`` less those at either end of another colour than the text's and set
-        apart from it: an icon beside the number (Doom's full-screen ammo clip), a patch of
-        scenery. The text's colour is the font's, once learned, else the runs' median where
-        there are three or more (two runs of two colours: which is the text's is not
-        known). Apart: a gap wider than half the glyphs' height (a thin, faint "1" set at
-        the glyphs' spacing is one of them)."""
-        if len(runs) < 2:
-            return runs
-        band = max(r[3] for r in runs) - min(r[2] for r in runs) + 1
-
-        def apart(a: Run, b: Run) -> bool:
-            return b[0] - a[1] - 1 > 0.5 * band
-
-        if not (apart(runs[0], runs[1]) or apart(runs[-2], runs[-1])):
-            return runs  # the usual case: no run set apart, nothing to look at
-
-        def colour(r: Run) -> np.ndarray | None:
-            x0, x1, t, b = r
-            pixels = crop[t : b + 1, x0 : x1 + 1][ink[t : b + 1, x0 : x1 + 1]]
-            return np.median(pixels.astype(np.float32), axis=0) if len(pixels) else None
-
-        ref = self.colour()
-        if ref is None:
-            known = [c for c in map(colour, runs) if c is not None]
-            if len(known) < 3:
-                return runs
-            ref = np.median(np.array(known), axis=0)
-
-        def odd(r: Run) -> bool:
-            c = colour(r)
-            return c is None or float(np.abs(c - ref).max()) > INK_CONTRAST
-
-        lo, hi = 0, len(runs)
-        while hi - lo > 1 and apart(runs[lo], runs[lo + 1]) and odd(runs[lo]):
-            lo += 1
-        while hi - lo > 1 and apart(runs[hi - 2], runs[hi - 1]) and odd(runs[hi - 1]):
-            hi -= 1
-        return runs[lo:hi]
 
     def learn(self, crop: np.ndarray, text: str, score: float) -> bool:
         """Remember the crop's glyphs as ``text``'s characters, if the read is sure and the
