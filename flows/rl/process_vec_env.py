@@ -38,9 +38,7 @@ from flows.rl.vec_env import (
     GAMES,
     SendRecv,
     VisionPipelineVecEnv,
-    batch_resets,
     batch_steps,
-    env_seeds,
 )
 
 __all__ = ["ProcessVecEnv", "WorkerError", "merge_tables"]
@@ -232,15 +230,6 @@ class ProcessVecEnv(SendRecv, VectorEnv[dict[str, np.ndarray], np.ndarray, np.nd
     @staticmethod
     def _actions(actions: Any) -> list[list[int]]:
         return [[int(a) for a in np.atleast_1d(x)] for x in actions]
-
-    def reset(
-        self,
-        *,
-        seed: int | Sequence[int | None] | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self._idle()
-        return batch_resets(self, self._batches_reset(env_seeds(seed, self.num_envs), options))
 
     def step(
         self, actions: np.ndarray

@@ -22,10 +22,12 @@ the other half's actions.
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,7 +54,7 @@ GAMES = ("arena", "doom")
 """Sources that run one game per stream: a vector env gets ``streams = num_envs`` of them."""
 
 
-class SendRecv:
+class SendRecv(abc.ABC):
     """Double-buffered stepping, with EnvPool's asynchronous interface.
 
     The sub-envs are cut into fixed batches of ``batch_size`` (``batches``). After
@@ -94,16 +96,19 @@ class SendRecv:
         self._received = set()
 
     # the vector env's own part: reset every sub-env, start a batch's step, finish it
+    @abc.abstractmethod
     def _batches_reset(
         self, seeds: list[int | None], options: dict[str, Any] | None
     ) -> list[tuple[ObsDict, dict[str, Any]]]:
-        raise NotImplementedError
+        """Reset every sub-env (``seeds[i]`` for sub-env ``i``): each one's pair."""
 
+    @abc.abstractmethod
     def _batch_send(self, batch: int, actions: list[Any]) -> Any:
-        raise NotImplementedError
+        """Set batch ``batch``'s games going; what :meth:`_batch_recv` needs to finish."""
 
+    @abc.abstractmethod
     def _batch_recv(self, batch: int, token: Any) -> list[StepResult]:
-        raise NotImplementedError
+        """Wait for batch ``batch``'s step and observe it (autoreset included)."""
 
     def _idle(self) -> None:
         """Before a whole-vector ``step()`` or ``reset()``: no batch may be in flight."""
@@ -112,6 +117,16 @@ class SendRecv:
             raise RuntimeError(msg)
         self._pending.clear()
         self._received.clear()
+
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset every sub-env (the whole vector; no batch may be in flight)."""
+        self._idle()
+        return batch_resets(self, self._batches_reset(env_seeds(seed, self.num_envs), options))
 
     def async_reset(
         self,
@@ -280,15 +295,11 @@ class VisionPipelineVecEnv(SendRecv, VectorEnv[dict[str, np.ndarray], np.ndarray
                 msg = f"action {action!r} for env {i} is not in {self.single_action_space}"
                 raise ValueError(msg)
             acts.append([int(a) for a in action])
-        try:
+        with self._releasing():
             return [
                 None if a is None else self.envs[i].session.send(a)
                 for i, a in zip(indices, acts, strict=True)
             ]
-        except BaseException:
-            for env in self.envs:
-                env.session.release()  # an error (or Ctrl-C) mid-step leaves no key down
-            raise
 
     def wait_envs(
         self, indices: Sequence[int], sent: Sequence[Sent | None], rate: ControlRate
@@ -296,7 +307,7 @@ class VisionPipelineVecEnv(SendRecv, VectorEnv[dict[str, np.ndarray], np.ndarray
         """Wait once (``max_wait_ms``, or in lockstep until each game's frame has ended)
         for the actions :meth:`send_envs` applied, keep ``rate``, then observe each."""
         envs = [self.envs[i] for i in indices]
-        try:
+        with self._releasing():
             lockstep = self.envs[0].session.lockstep  # one source: all or none
             wait_s = (
                 self.envs[0].cfg.env.lockstep_timeout_s if lockstep else self.max_wait_ms / 1000.0
@@ -311,9 +322,16 @@ class VisionPipelineVecEnv(SendRecv, VectorEnv[dict[str, np.ndarray], np.ndarray
                 None if s is None else env.finish(s, overrun)
                 for env, s in zip(envs, sent, strict=True)
             ]
+
+    @contextlib.contextmanager
+    def _releasing(self) -> Iterator[None]:
+        """Input held by any executor is released if the block fails half-way (an
+        error, or Ctrl-C, mid-step leaves no key down)."""
+        try:
+            yield
         except BaseException:
             for env in self.envs:
-                env.session.release()  # an error (or Ctrl-C) mid-step leaves no key down
+                env.session.release()
             raise
 
     def reset_env(
@@ -371,16 +389,6 @@ class VisionPipelineVecEnv(SendRecv, VectorEnv[dict[str, np.ndarray], np.ndarray
         return self._autoreset_each(ids, self.wait_envs(ids, token, self._rates[batch]))
 
     # -- gymnasium.vector API -----------------------------------------------------
-    def reset(
-        self,
-        *,
-        seed: int | Sequence[int | None] | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self._idle()
-        pairs = self.reset_each(env_seeds(seed, self.num_envs), options)
-        return batch_resets(self, pairs)
-
     def step(
         self, actions: np.ndarray
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
