@@ -174,42 +174,6 @@ def bare_doom(envs: int, seconds: float, seed: int, at_once: bool = False) -> di
             game.close()
 
 
-def _play(venv: Any, envs: int, seconds: float, seed: int, warm_up: float) -> dict[str, Any]:
-    """Random actions on a vector env in lockstep: ``warm_up`` seconds (at least 20 steps)
-    unmeasured, then ``seconds`` measured. The row (:func:`_row`) with the observations
-    out of order (a sub-env getting an older frame than it had) and the stale ones."""
-    rng = np.random.default_rng(seed)
-    last = [-1] * envs
-    backwards = stale = 0
-    venv.reset(seed=seed)
-    # Models loaded, and the local model's memo of HUD crops filled as a training run's
-    # is after its first minute (each number's picture read once, then reused).
-    t0 = time.perf_counter()
-    for k in itertools.count():
-        if k >= 20 and time.perf_counter() - t0 >= warm_up:
-            break
-        venv.step(np.array(random_actions(rng, envs)))
-    usage, steps = Usage(), 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        _obs, _r, _term, _trunc, info = venv.step(np.array(random_actions(rng, envs)))
-        for i in range(envs):
-            if not info["_seq"][i]:
-                continue  # a sub-env reset this step (its episode had ended)
-            seq = int(info["seq"][i])
-            backwards += seq < last[i]
-            last[i] = max(last[i], seq)
-            stale += bool(info["stale"][i])
-        steps += envs
-        if steps % 64 < envs:
-            usage.sample()
-    return {
-        **_row(steps, time.perf_counter() - t0, usage),
-        "out_of_order": backwards,
-        "stale_steps": stale,
-    }
-
-
 POLICIES = {
     "arena": RESULTS / "policies" / "arena-seed0.pt",
     "doom-basic": RESULTS / "policies" / "doom-basic-seed1.pt",
@@ -217,15 +181,38 @@ POLICIES = {
 """The committed PPO policy that picks the actions in the ``with_policy`` rows."""
 
 
-def _play_policy(
-    venv: Any, policy: Any, envs: int, seconds: float, seed: int, warm_up: float, double: bool
+class RandomActions:
+    """Random actions, handed out as a policy's ``predict`` does (the rows without one)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> tuple[Any, None]:
+        return np.array(random_actions(self.rng, len(next(iter(obs.values()))))), None
+
+
+def _play(
+    venv: Any,
+    envs: int,
+    seconds: float,
+    seed: int,
+    warm_up: float,
+    policy: Any = None,
+    double: bool = False,
 ) -> dict[str, Any]:
-    """A trained policy picking every action (SB3's ``predict``, sampling), as a training
-    run's rollouts do: ``step()`` for the whole vector (the games wait while the policy
-    computes), or ``double`` buffered (``recv`` a batch, predict, ``send``: while the
-    policy computes one batch's actions, the other batch's frames are in the pipeline).
-    Warm-up and measurement as :func:`_play`; ``policy_s_per_1k_steps``: the time spent
-    in ``predict``."""
+    """A vector env in lockstep: ``warm_up`` seconds (at least 20 steps) unmeasured, then
+    ``seconds`` measured. The row (:func:`_row`) with the observations out of order (a
+    sub-env getting an older frame than it had) and the stale ones.
+
+    The actions are random, or a trained ``policy``'s (SB3's ``predict``, sampling), as a
+    training run's rollouts pick them: ``step()`` for the whole vector (the games wait
+    while the policy computes), or ``double`` buffered (``recv`` a batch, predict,
+    ``send``: while the policy computes one batch's actions, the other batch's frames are
+    in the pipeline); with a policy, ``policy_s_per_1k_steps`` is the time in ``predict``.
+    The warm-up loads the models and fills the local model's memo of HUD crops as a
+    training run's is after its first minute (each number's picture read once, then
+    reused)."""
+    chooser = policy if policy is not None else RandomActions(seed)
     last = [-1] * envs
     backwards = stale = steps = 0
     in_policy = 0.0
@@ -233,7 +220,7 @@ def _play_policy(
     def act(obs: dict[str, np.ndarray]) -> np.ndarray:
         nonlocal in_policy
         t = time.perf_counter()
-        actions, _ = policy.predict(obs, deterministic=False)
+        actions, _ = chooser.predict(obs, deterministic=False)
         in_policy += time.perf_counter() - t
         return np.asarray(actions)
 
@@ -281,12 +268,10 @@ def _play_policy(
     if double:
         while venv._pending:  # the batches still in flight end as observations
             venv.recv()
-    return {
-        **_row(steps, wall, usage),
-        "policy_s_per_1k_steps": round(in_policy / steps * 1000, 2),
-        "out_of_order": backwards,
-        "stale_steps": stale,
-    }
+    row = {**_row(steps, wall, usage), "out_of_order": backwards, "stale_steps": stale}
+    if policy is not None:
+        row["policy_s_per_1k_steps"] = round(in_policy / steps * 1000, 2)
+    return row
 
 
 def with_policy(
@@ -307,7 +292,7 @@ def with_policy(
     for double in (False, True):
         venv: Any = make_venv(name, envs, seed, batch_size=envs // 2 if double else None)
         try:
-            row = _play_policy(venv, policy, envs, seconds, seed, warm_up, double)
+            row = _play(venv, envs, seconds, seed, warm_up, policy, double)
         finally:
             venv.close()
         row["balanced"] = venv.pipeline.ledger.balanced()
@@ -323,7 +308,7 @@ def with_policy(
                 max_episode_steps=spec.max_episode_steps,
             )
             try:
-                row = _play_policy(venv, policy, envs, seconds, seed, warm_up, double)
+                row = _play(venv, envs, seconds, seed, warm_up, policy, double)
             finally:
                 venv.close()
             row["balanced"] = all(r["balanced"] for r in venv.ledgers)
