@@ -40,10 +40,11 @@ WINDOW_TITLE = "VIZDOOM"
 """What ViZDoom's window title contains (``[capture.options] window`` in the preset)."""
 
 
-def tic_entry(game: Any, episode: int, held: bool = True) -> dict[str, Any]:
-    """A log line's own fields for the game now: wall time, tic, episode, score, and
-    (``held``) the buttons the player held on this tic, an agent's keys as the game
-    took them (``benchmarks/live_replay.py --timeline``); the game's variables go with it."""
+def tic_entry(game: Any, episode: int, hud: str, held: bool = True) -> dict[str, Any]:
+    """A log line's own fields for the game now: wall time, tic, episode, score, the HUD
+    mode the numbers are drawn in, and (``held``) the buttons the player held on this
+    tic, an agent's keys as the game took them (``benchmarks/live_replay.py
+    --timeline``); the game's variables go with it."""
     buttons = game.get_last_action() if held else []
     return {
         "t": time.time(),
@@ -51,6 +52,7 @@ def tic_entry(game: Any, episode: int, held: bool = True) -> dict[str, Any]:
         "episode": episode,
         "score": game.get_total_reward(),
         "buttons": [n for n, down in zip(BUTTONS, buttons, strict=False) if down],
+        "hud": hud,
     }
 
 
@@ -85,7 +87,11 @@ def run(
                     # the episode's end, as lockstep reports it: frames from now until the
                     # next episode's first tic show it ended (the env terminates there)
                     end = "truncated" if game.is_episode_timeout_reached() else "terminated"
-                    line = last | tic_entry(game, episodes, held=False) | {"episode_end": end}
+                    line = (
+                        last
+                        | tic_entry(game, episodes, settings.hud, held=False)
+                        | {"episode_end": end}
+                    )
                     line["tic"] = last["tic"]  # no tic was played: the last one, ended
                     if game.is_player_dead():  # the status bar shows 0 % from the fatal tic
                         line |= {"HEALTH": 0.0, "DEAD": 1.0}
@@ -100,7 +106,7 @@ def run(
                 if out is not None and dead is not None:
                     # the death itself, as the status bar shows it (0 %) until the respawn:
                     # unlogged, a read of it was scored against the health before it
-                    write(out, tic_entry(game, episodes, held=False) | dead | {"hud": settings.hud})
+                    write(out, tic_entry(game, episodes, settings.hud, held=False) | dead)
                 game.respawn_player()
                 continue
             game.advance_action()
@@ -109,7 +115,7 @@ def run(
                 continue
             tics += 1
             if out is not None:
-                last = tic_entry(game, episodes) | v | {"hud": settings.hud}
+                last = tic_entry(game, episodes, settings.hud) | v
                 write(out, last)
             if not ready:
                 ready = True
