@@ -546,16 +546,15 @@ def _fit(
             advance = float(np.median(steps))
         else:
             advance = float(np.median([(ink.right - ink.left + 1) / max(c, 1) for ink, c in seen]))
-        lefts = np.array([ink.left for ink, _c in seen], float)
-        rights = np.array([ink.right + 1 for ink, _c in seen], float)
         counts = {c for _ink_, c in seen}
+        lo, hi, at_left, at_right = _extents(seen, advance)
         # Which edge stays put, from the widths seen often enough to trust (a box the
-        # detector drew around one glyph of "100%" once is not the number at one width).
+        # detector drew around one glyph of "100%" once is not the number at one width):
+        # where each width's number usually starts and ends.
         tally = Counter(c for _ink_, c in seen)
         often = {c for c, k in tally.items() if k >= max(2, 0.1 * len(seen))}
-        steady = [(ink, c) for ink, c in seen if c in often]
-        left_moves = float(np.ptp([ink.left for ink, _c in steady])) if steady else 0.0
-        right_moves = float(np.ptp([ink.right for ink, _c in steady])) if steady else 0.0
+        left_moves = float(np.ptp([at_left[c] for c in often])) if often else 0.0
+        right_moves = float(np.ptp([at_right[c] for c in often])) if often else 0.0
         align = "?"  # seen at one width: unknown
         if len(often) >= 2:
             align = "c"  # centred, or no edge stayed put
@@ -568,12 +567,18 @@ def _fit(
         top = float(np.median([ink.top for ink, _c in seen])) / height
         bottom = (float(np.median([ink.bottom for ink, _c in seen])) + 1) / height
         glyph_w = float(np.median(widths)) if widths else advance
-        measured[id(f)] = (lefts.min(), rights.max(), advance, align, max(counts), top, bottom)
+        measured[id(f)] = (lo, hi, advance, align, max(counts), top, bottom)
         f.ink_width = min(glyph_w, advance) / width
         f.glyph = (advance / width, glyph_h / height)
     # A field seen at one width keeps the edge every other field keeps, where they agree
-    # (a HUD aligns its numbers one way: Doom's status bar, to the right).
-    known = {m[3] for m in measured.values() if m[3] != "?"}
+    # (a HUD aligns its numbers one way: Doom's status bar, to the right); the named
+    # fields only: a text the calibration could not name may be no number at all (Doom's
+    # ARMS grid, "2 3 4", whose digits come and go from the left).
+    known = {
+        measured[id(f)][3]
+        for f in fields
+        if id(f) in measured and measured[id(f)][3] != "?" and not f.name.startswith("text_")
+    }
     habit = known.pop() if len(known) == 1 and known <= {"l", "r"} else "?"
     extents: list[tuple[float, float, float, float] | None] = []
     for fi, f in enumerate(fields):
@@ -601,8 +606,7 @@ def _fit(
             continue
         x0, y0, x1, y1 = ext
         adv, gh = f.glyph
-        own_left = min(ink.left for ink, _c in seen) / width
-        own_right = max(ink.right + 1 for ink, _c in seen) / width
+        own_left, own_right = measured[id(f)][0] / width, measured[id(f)][1] / width
         left, right = max(0.0, x0 - 0.25 * adv), min(1.0, x1 + 0.25 * adv)
         top, bottom = max(0.0, y0 - gh / 6), min(1.0, y1 + gh / 6)
         for g, gext in zip(fields, extents, strict=True):
@@ -637,9 +641,37 @@ def _fit(
                     top = max(top, (oy1 + y0) / 2)
                 elif oy0 >= y1:
                     bottom = min(bottom, (y1 + oy0) / 2)
+        left, right = _icons(frames, (left, top, right, bottom), own_left, own_right)
         left, right = _panel_edges(frames, (left, top, right, bottom), own_left, own_right)
         left, right = _uncut(frames, (left, top, right, bottom), own_left, own_right)
         f.region = _on_pixels((left, top, right, bottom), width, height)
+
+
+def _extents(
+    seen: Sequence[tuple[Ink, int]], advance: float
+) -> tuple[float, float, dict[int, float], dict[int, float]]:
+    """Where a number's ink reaches over its sightings ``(ink, glyph count)``: the
+    leftmost start and the rightmost end (past the last column), and for each count the
+    median start and end. A sighting that reaches more than 0.3 of an ``advance`` past
+    the others of its count is not counted in the first two: scenery of the text's
+    colour beside it (a red monster behind Doom's full-screen ammo), which would stretch
+    the region over an icon.
+
+    >>> ink = lambda x0, x1: Ink(((x0, x1, 0, 9),))
+    >>> lo, hi, _l, at_right = _extents([(ink(10, 29), 2), (ink(11, 29), 2), (ink(12, 35), 2)], 10)
+    >>> lo, hi, at_right[2]
+    (10, 30, 30.0)
+    """
+    at_left: dict[int, float] = {}
+    at_right: dict[int, float] = {}
+    starts, ends = [], []
+    for count in sorted({c for _ink_, c in seen}):
+        lefts = [ink.left for ink, c in seen if c == count]
+        rights = [ink.right + 1 for ink, c in seen if c == count]
+        at_left[count], at_right[count] = float(np.median(lefts)), float(np.median(rights))
+        starts.append(min(x for x in lefts if x >= at_left[count] - 0.3 * advance))
+        ends.append(max(x for x in rights if x <= at_right[count] + 0.3 * advance))
+    return min(starts), max(ends), at_left, at_right
 
 
 def _on_pixels(
@@ -700,6 +732,58 @@ def _uncut(
         if not moved:
             break
     return x0 / w, x1 / w
+
+
+def _icons(
+    frames: Sequence[np.ndarray],
+    rect: tuple[float, float, float, float],
+    own_left: float,
+    own_right: float,
+) -> tuple[float, float]:
+    """``rect``'s left and right, moved in to the first column on each side of the
+    number's own ink that holds an icon over moving scenery: an overlay HUD's picture
+    changes from frame to frame, an icon beside its number (Doom's full-screen ammo clip
+    and medkit) does not. A column is the icon's where at least a third of the band's
+    rows keep their colour (within 16) on 80 % of ``frames`` and stand out from the
+    band's (by more than 60), looked for from 0.15 of the
+    band's height past the ink (a digit that stays, as the first of "25" to "21" does,
+    keeps its outline still too). Where the band's own
+    background keeps still too (a status bar's panel, a recording of a player who never
+    moved), nothing tells an icon from it: the box is left as it is."""
+    h, w = frames[0].shape[:2]
+    x0, x1 = int(rect[0] * w), int(np.ceil(rect[2] * w))
+    y0, y1 = int(rect[1] * h), int(np.ceil(rect[3] * h))
+    if x1 - x0 < 3 or y1 - y0 < 3 or len(frames) < 5:
+        return rect[0], rect[2]
+    band = np.stack([image[y0:y1, x0:x1] for image in frames]).astype(np.int16)
+    median = np.median(band, axis=0)
+    still = (np.abs(band - median).max(axis=3) <= 16).mean(axis=0) >= 0.8
+    a, b = int(own_left * w) - x0, int(np.ceil(own_right * w)) - x0
+    share = still.mean(axis=0)  # per column: the rows that keep still
+    outside = np.r_[share[: max(a, 0)], share[max(b, 0) :]]
+    if not len(outside) or float(np.median(outside)) > 0.2:
+        return rect[0], rect[2]  # the background keeps still: no telling
+    # ... and stand out from the band's colour (a flat floor keeps its colour as it moves);
+    # the icon then reaches on over the still columns beside (its dark outline)
+    body = share >= 1 / 3
+    still &= np.abs(median - np.median(median.reshape(-1, 3), axis=0)).max(axis=2) > 60
+    icon = still.mean(axis=0) >= 1 / 3
+    left, right = rect[0], rect[2]
+    gap = int(0.15 * (y1 - y0)) + 1  # the glyphs' own outline and shadow, still where they are
+    inner, outer = a - gap, max(b, 0) + gap - 1
+    for x in range(inner, 0, -1):
+        if icon[x] and icon[x - 1]:  # two columns: not a lone pixel of still floor
+            while x < inner and body[x + 1]:
+                x += 1
+            left = (x0 + x + 1) / w
+            break
+    for x in range(outer, x1 - x0 - 1):
+        if icon[x] and icon[x + 1]:
+            while x > outer and body[x - 1]:
+                x -= 1
+            right = (x0 + x) / w
+            break
+    return left, right
 
 
 def _panel_edges(

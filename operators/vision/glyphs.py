@@ -195,15 +195,56 @@ def apart_of_colour(
     >>> len(apart_of_colour(crop, ink, runs)), apart_of_colour(crop, ink, runs, np.array([200, 0, 0]))
     (2, [(2, 7, 4, 15)])
     """
+    lo, hi = _odd_ends(crop, ink, runs, colour, lined_up=False)
+    return runs[lo:hi]
+
+
+def stray_ends(
+    crop: np.ndarray,
+    colour: np.ndarray | None = None,
+    ink: np.ndarray | None = None,
+    runs: list[Run] | None = None,
+) -> int:
+    """How many of the crop's :func:`text_runs` (or ``runs``) at either end are not
+    glyphs of text of ``colour`` (default: the colour of most of their ink): of another
+    colour, and set apart (as :func:`apart_of_colour`) or not lined up with the glyph
+    beside them (their top or bottom off by more than 0.15 of the glyphs' height: digits
+    share their rows, Doom's ammo clip is shorter and sits lower). Not dropped from a
+    read, only counted: a digit merged with scenery of another colour is not lined up
+    either, and dropping it would read "14" as "1".
+
+    >>> crop = np.zeros((30, 60, 3), np.uint8); crop[4:26, 4:14] = (200, 0, 0)
+    >>> crop[10:28, 24:30] = (150, 120, 60)  # "9" and the clip, 10 columns apart
+    >>> ink = text_ink(crop); len(apart_of_colour(crop, ink, text_runs(crop, ink), np.array([200, 0, 0])))
+    2
+    >>> stray_ends(crop, np.array([200, 0, 0])), stray_ends(crop)
+    (1, 1)
+    >>> crop[10:28, 24:30] = (200, 0, 0); stray_ends(crop, np.array([200, 0, 0]))  # its colour
+    0
+    """
+    ink = text_ink(crop) if ink is None else ink
+    runs = text_runs(crop, ink) if runs is None else runs
+    lo, hi = _odd_ends(crop, ink, runs, colour, lined_up=True)
+    return lo + len(runs) - hi
+
+
+def _odd_ends(
+    crop: np.ndarray, ink: np.ndarray, runs: list[Run], colour: np.ndarray | None, lined_up: bool
+) -> tuple[int, int]:
+    """``runs[lo:hi]``: ``runs`` less those at either end of another colour than ``colour``
+    (or the runs' median, where there are three) and set apart, or (``lined_up``) not
+    lined up with their neighbour."""
     if len(runs) < 2:
-        return runs
+        return 0, len(runs)
     band = max(r[3] for r in runs) - min(r[2] for r in runs) + 1
 
     def apart(a: Run, b: Run) -> bool:
-        return b[0] - a[1] - 1 > 0.5 * band
+        return b[0] - a[1] - 1 > 0.5 * band or (
+            lined_up and max(abs(a[2] - b[2]), abs(a[3] - b[3])) > 0.15 * band
+        )
 
     if not (apart(runs[0], runs[1]) or apart(runs[-2], runs[-1])):
-        return runs  # the usual case: no run set apart, nothing to look at
+        return 0, len(runs)  # the usual case: no run set apart, nothing to look at
 
     def colour_of(r: Run) -> np.ndarray | None:
         x0, x1, t, b = r
@@ -211,10 +252,15 @@ def apart_of_colour(
         return np.median(pixels.astype(np.float32), axis=0) if len(pixels) else None
 
     ref = colour
-    if ref is None:
+    if ref is None and lined_up:  # the colour most of the ink has: the digits outweigh an icon
+        mask = np.zeros_like(ink)
+        for x0, x1, t, b in runs:
+            mask[t : b + 1, x0 : x1 + 1] = ink[t : b + 1, x0 : x1 + 1]
+        ref = np.median(crop[mask].astype(np.float32), axis=0)
+    elif ref is None:
         known = [c for c in map(colour_of, runs) if c is not None]
         if len(known) < 3:
-            return runs
+            return 0, len(runs)
         ref = np.median(np.array(known), axis=0)
 
     def odd(r: Run) -> bool:
@@ -226,7 +272,7 @@ def apart_of_colour(
         lo += 1
     while hi - lo > 1 and apart(runs[hi - 2], runs[hi - 1]) and odd(runs[hi - 1]):
         hi -= 1
-    return runs[lo:hi]
+    return lo, hi
 
 
 @dataclass
@@ -275,13 +321,15 @@ class GlyphFont:
         return cut[0] if cut is not None else []
 
     def _cut(self, crop: np.ndarray) -> tuple[list[np.ndarray], int, np.ndarray] | None:
-        """:meth:`glyphs`, the height of their band in pixels, and their colour."""
+        """:meth:`glyphs`, the height of their band in pixels, and their colour; ``None``
+        where there are none, or a run at an end is no glyph of the text and too near to
+        be left out (:func:`stray_ends`)."""
         if crop.ndim != 3 or crop.shape[0] < 4 or crop.shape[1] < 4:
             return None
         ink = text_ink(crop)
         runs = apart_of_colour(crop, ink, text_runs(crop, ink), self.colour())
-        if not runs:
-            return None
+        if not runs or stray_ends(crop, self.colour(), ink, runs):
+            return None  # nothing, or an icon too near to leave out: not for the font
         top, bottom = min(r[2] for r in runs), max(r[3] for r in runs)
         band = bottom - top + 1
         out = []
@@ -376,14 +424,20 @@ class GlyphFont:
         chars = characters(text)
         colour = self.colour()
         widths = [k[-1] for ks in self.looks.values() for k in ks]
+        ink = text_ink(crop)
+        kept = text_runs(crop, ink)
         if colour is None or not widths or not self.bands:
             # Nothing learned: only a read that took ink of another colour than the
             # text's for a character (Doom's ammo clip beside "26" read as "261")
-            ink = text_ink(crop)
-            kept = text_runs(crop, ink)
             if len(kept) < len(glyph_runs(ink)) and len(chars) > len(kept):
                 return False
             return None
+        # A read that counted a run at the end of another colour than the font's, set
+        # apart or not lined up with the glyphs, as a character (Doom's clip beside "9"
+        # read as "93"), whatever the count below proves.
+        stray = stray_ends(crop, colour, ink, kept)
+        if stray and len(chars) > len(kept) - stray:
+            return False
         band = float(np.median(self.bands))
         # The count, for a font whose glyphs its colour cuts apart one by one (not a small
         # anti-aliased one, whose thin strokes fall apart: there it proves nothing).

@@ -177,3 +177,24 @@ def test_doom_full_screen_hud_never_reads_scenery_as_a_digit(tmp_path):
     assert right >= 0.8 * shown, (right, shown, backend.metrics()["fields"])  # unread: rare
     unsure = backend.metrics()["fields"]
     assert any(c.get("glyphs") for c in unsure.values()), unsure  # the check did its work
+
+
+def test_an_icon_over_moving_scenery_bounds_the_region():
+    """Doom's full-screen ammo, seen at one width only, got room both ways and its
+    region took in the clip beside it (read as the "3" of "93" for 9). Over scenery that
+    moves, the clip is what keeps still: the region stops at it. Over a panel that keeps
+    still (a status bar), nothing tells an icon from the panel: the region is left."""
+    from flows.calibrate import _icons
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(12):
+        image = rng.integers(60, 160, (100, 200, 3)).astype(np.uint8)  # the moving picture
+        cv2.putText(image, str(40 + i), (60, 80), cv2.FONT_HERSHEY_DUPLEX, 1.6, (200, 0, 0), 3)
+        image[45:82, 150:160] = (40, 40, 40)  # the clip, shorter than the digits, lower
+        image[50:78, 153:156] = (200, 160, 40)
+        frames.append(image)
+    rect, own = (0.2, 0.3, 0.95, 0.9), (60 / 200, 120 / 200)
+    left, right = _icons(frames, rect, *own)
+    assert left == 0.2 and right == 150 / 200
+    assert _icons([frames[0]] * 12, rect, *own) == (0.2, 0.95)  # a panel: nothing moves
