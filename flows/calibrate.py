@@ -600,7 +600,7 @@ def _fit(
             grow = max(n - most, 0) * advance
             x0, x1 = min(lo - grow, hi - inked), max(hi + grow, lo + inked)
         extents.append((x0 / width, top, x1 / width, bottom))
-    for f, ext, seen in zip(fields, extents, inks, strict=True):
+    for f, ext in zip(fields, extents, strict=True):
         if ext is None:
             f.region = tuple(round(v, 4) for v in f.union())  # type: ignore[assignment]
             continue
