@@ -300,7 +300,7 @@ class GlyphFont:
     '709'
     """
 
-    max_distance: float = 0.12
+    max_distance: float = 0.10
     margin: float = 0.08
     min_score: float = 0.95
     per_char: int = 6

@@ -128,7 +128,9 @@ def cut_glyph(crop: np.ndarray) -> str | None:
     it belongs to cannot be read: the region is too narrow for what the field shows
     now, or reaches into a neighbour (Doom's "8" of 48 rounds beside "100%"). A piece
     of the glyphs' colour at the top or bottom edge, shorter than they are, is a
-    number above or below reaching in: cut too.
+    number above or below reaching in: cut too. A piece that reaches the edge only by
+    scenery of another colour touching a whole glyph (none of the glyphs' colour in the
+    edge column) is not cut.
 
     >>> crop = np.zeros((20, 40, 3), np.uint8); crop[4:16, 10:16] = 250; crop[4:16, 22:28] = 250
     >>> cut_glyph(crop) is None
@@ -139,6 +141,9 @@ def cut_glyph(crop: np.ndarray) -> str | None:
     >>> crop[4:16, 0:4] = 0; crop[17:20, 12:20] = 250  # the top of a number below
     >>> cut_glyph(crop)
     'bottom'
+    >>> crop[17:20] = 0; crop[9:12, 28:40] = (90, 60, 30)  # brown floor touching the last glyph
+    >>> cut_glyph(crop) is None
+    True
     """
     h, w = crop.shape[:2]
     if h < 4 or w < 4:
@@ -170,6 +175,13 @@ def cut_glyph(crop: np.ndarray) -> str | None:
             own = np.median(pixels[labels == i], axis=0)
             if np.abs(own - colour).max() > INK_CONTRAST:
                 continue  # scenery behind an overlay HUD, not one of its glyphs
+            # a whole glyph joined to the edge by scenery of another colour (the dark
+            # floor beside Doom's full-screen ammo, touching the last digit's shadow):
+            # the edge column holds none of the glyphs' colour
+            edge = 0 if x0 == 0 else w - 1
+            column = pixels[labels[:, edge] == i, edge]
+            if (np.abs(column - colour).max(axis=1) <= INK_CONTRAST).sum() < max(2, 0.1 * tall):
+                continue
         return "left" if x0 == 0 else "right"
     if colour is not None:
         # a piece of the glyphs' colour, shorter than they are, at the top or bottom edge:
@@ -216,7 +228,7 @@ class LocalVisionBackend:
         ranges: str | Mapping[str, Sequence[int]] | None = None,
         memo_size: int = 8192,
         min_confidence: float = 0.5,
-        confirm_confidence: float = 0.8,
+        confirm_confidence: float = 0.9,
         glyphs: bool = True,
         audit_every: int = 50,
     ) -> None:
