@@ -734,6 +734,14 @@ def _uncut(
     return x0 / w, x1 / w
 
 
+def _pixel_box(
+    image: np.ndarray, rect: tuple[float, float, float, float]
+) -> tuple[int, int, int, int]:
+    """A relative box's pixel bounds on ``image``: ``x0, y0`` down, ``x1, y1`` up."""
+    h, w = image.shape[:2]
+    return int(rect[0] * w), int(rect[1] * h), int(np.ceil(rect[2] * w)), int(np.ceil(rect[3] * h))
+
+
 def _icons(
     frames: Sequence[np.ndarray],
     rect: tuple[float, float, float, float],
@@ -750,9 +758,7 @@ def _icons(
     keeps its outline still too). Where the band's own
     background keeps still too (a status bar's panel, a recording of a player who never
     moved), nothing tells an icon from it: the box is left as it is."""
-    h, w = frames[0].shape[:2]
-    x0, x1 = int(rect[0] * w), int(np.ceil(rect[2] * w))
-    y0, y1 = int(rect[1] * h), int(np.ceil(rect[3] * h))
+    w, (x0, y0, x1, y1) = frames[0].shape[1], _pixel_box(frames[0], rect)
     if x1 - x0 < 3 or y1 - y0 < 3 or len(frames) < 5:
         return rect[0], rect[2]
     band = np.stack([image[y0:y1, x0:x1] for image in frames]).astype(np.int16)
@@ -798,9 +804,7 @@ def _panel_edges(
     of the band's height on most frames (a number that changes is not fixed; the
     scenery behind an overlay HUD moves). Doom's status bar: the bevel between the
     AMMO and HEALTH boxes, which OCR reads as "1" in an empty AMMO box."""
-    h, w = frames[0].shape[:2]
-    x0, x1 = int(rect[0] * w), int(np.ceil(rect[2] * w))
-    y0, y1 = int(rect[1] * h), int(np.ceil(rect[3] * h))
+    w, (x0, y0, x1, y1) = frames[0].shape[1], _pixel_box(frames[0], rect)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return rect[0], rect[2]
     shares = []
